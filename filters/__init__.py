@@ -1,0 +1,1 @@
+"""Language identification and quality filters: pure functions over text, plus thin Beam DoFns."""

@@ -1,0 +1,133 @@
+"""`llama-recipe`: build the data, show where it stands, train, fetch the language-ID model.
+
+Flags that `build` does not know go to Beam's PipelineOptions, as in every Beam program
+(`--runner DataflowRunner --project ...`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from pipelines.errors import UserError
+from pipelines.recipe import STAGES, is_uri, load_recipe
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="llama-recipe", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    build = commands.add_parser("build", help="run the recipe's stages (cached, restartable)")
+    build.add_argument("recipe")
+    build.add_argument(
+        "--stages",
+        nargs="+",
+        choices=STAGES,
+        metavar="STAGE",
+        help=f"run these stages and the ones after them ({', '.join(STAGES)})",
+    )
+    build.add_argument("--sources", nargs="+", metavar="SOURCE", help="only these sources")
+    build.add_argument("--force", action="store_true", help="rerun stages even when current")
+
+    status = commands.add_parser("status", help="stage x source table of document counts")
+    status.add_argument("recipe")
+
+    train = commands.add_parser("train", help="train the recipe's model on its mix shards")
+    train.add_argument("recipe")
+    train.add_argument("--max-steps", type=int, help="override train.max_steps")
+
+    fetch = commands.add_parser("fetch-lid-model", help="download and verify lid.176.ftz")
+    fetch.add_argument("--dest", type=Path, help="where to put it (default: the user cache)")
+    return parser
+
+
+def cmd_build(args: argparse.Namespace, beam_flags: list[str]) -> int:
+    from flows.build import build
+    from flows.report import print_report
+
+    recipe = load_recipe(args.recipe)  # a bad recipe fails here, before Prefect starts
+    state = build(
+        recipe_path=args.recipe,
+        stages=args.stages,
+        sources=args.sources,
+        force=args.force,
+        beam_flags=beam_flags,
+        return_state=True,
+    )
+    if state.is_failed():
+        raise UserError(state.message or "build failed")
+    print_report(recipe)
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from flows.report import print_report
+
+    print_report(load_recipe(args.recipe))
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from trainer.train import train
+
+    recipe = load_recipe(args.recipe)
+    if is_uri(recipe.workdir):
+        raise UserError(f"workdir {recipe.workdir}: training reads shards from a local folder")
+    shards = os.path.join(recipe.workdir, "mix", "_all")
+    if not os.path.isdir(shards):
+        raise UserError(
+            f"{shards}: no mix shards yet; run `llama-recipe build {args.recipe}` first"
+        )
+    settings = recipe.train
+    if args.max_steps is not None:
+        settings = dataclasses.replace(settings, max_steps=args.max_steps)
+    checkpoint_dir = settings.checkpoint_dir or os.path.join(recipe.workdir, "checkpoints")
+
+    def log(record: dict) -> None:
+        print(
+            f"step {record['step']:>5}  loss {record['loss']:.4f}  lr {record['lr']:.2e}  "
+            f"grad_norm {record['grad_norm']:.2f}  {record['tokens_per_s']:,.0f} tok/s",
+            flush=True,
+        )
+
+    history = train(shards, recipe.tokenizer.vocab_size, settings, checkpoint_dir, log=log)
+    print(
+        f"loss: first step {history[0]['loss']:.4f} -> last step {history[-1]['loss']:.4f} "
+        f"({len(history)} steps); checkpoint in {checkpoint_dir}"
+    )
+    return 0
+
+
+def cmd_fetch(args: argparse.Namespace) -> int:
+    from filters.langid_model import fetch_lid_model
+
+    print(f"lid.176.ftz verified at {fetch_lid_model(args.dest)}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args, unknown = parser.parse_known_args(argv)
+    if unknown and args.command != "build":
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+    try:
+        if args.command == "build":
+            return cmd_build(args, unknown)
+        if args.command == "status":
+            return cmd_status(args)
+        if args.command == "train":
+            return cmd_train(args)
+        return cmd_fetch(args)
+    except UserError as exc:
+        print(f"llama-recipe: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,101 @@
+"""The Document: one row per document, the same Arrow schema in every stage store.
+
+Each stage adds columns to the schema of the stage before it; none rewrites `id`.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pyarrow as pa
+import xxhash
+
+EXTRACT_FIELDS = [
+    pa.field("id", pa.string(), nullable=False),  # stable: source + origin, never a run
+    pa.field("source", pa.string(), nullable=False),
+    pa.field("text", pa.string()),
+    pa.field("url", pa.string()),
+    pa.field("title", pa.string()),
+    pa.field("timestamp", pa.string()),
+    pa.field("origin", pa.string()),  # file name and position inside it
+    pa.field("meta", pa.string()),  # JSON object: format-specific metadata
+]
+LANGID_FIELDS = [pa.field("language", pa.string()), pa.field("language_score", pa.float32())]
+QUALITY_FIELDS = [pa.field("word_count", pa.int32())]
+REJECT_FIELDS = [
+    pa.field("reason", pa.string(), nullable=False),  # `<stage>:<rule>`
+    pa.field("detail", pa.string()),  # the measured value that failed the rule
+    pa.field("duplicate_of", pa.string()),  # dedup: id of the copy that was kept
+]
+
+_STAGE_FIELDS = {
+    "extract": EXTRACT_FIELDS,
+    "langid": EXTRACT_FIELDS + LANGID_FIELDS,
+    "quality": EXTRACT_FIELDS + LANGID_FIELDS + QUALITY_FIELDS,
+    "dedup": EXTRACT_FIELDS + LANGID_FIELDS + QUALITY_FIELDS,
+    # tokenize keeps token rows (token_schema); its rejects are the dedup documents.
+    "tokenize": EXTRACT_FIELDS + LANGID_FIELDS + QUALITY_FIELDS,
+}
+
+
+def document_schema(stage: str) -> pa.Schema:
+    """Schema of the documents a stage keeps."""
+    return pa.schema(_STAGE_FIELDS[stage])
+
+
+def reject_schema(stage: str) -> pa.Schema:
+    """Schema of a stage's rejects: the document as it entered, plus why it was dropped."""
+    return pa.schema(_STAGE_FIELDS[stage] + REJECT_FIELDS)
+
+
+def token_schema(vocab_size: int) -> pa.Schema:
+    """Schema of the tokenize stage's Arrow IPC files."""
+    return pa.schema(
+        [
+            pa.field("id", pa.string(), nullable=False),
+            pa.field("source", pa.string(), nullable=False),
+            pa.field("num_tokens", pa.int32(), nullable=False),
+            pa.field("tokens", pa.list_(token_dtype(vocab_size))),
+        ]
+    )
+
+
+def token_dtype(vocab_size: int) -> pa.DataType:
+    """uint16 when every id fits, else uint32."""
+    return pa.uint16() if vocab_size <= 1 << 16 else pa.uint32()
+
+
+def make_id(source: str, origin: str) -> str:
+    """A document id stable across runs and machines: the source plus a hash of the origin."""
+    return f"{source}/{xxhash.xxh3_64_hexdigest(origin.encode('utf-8'))}"
+
+
+def make_document(
+    source: str,
+    origin: str,
+    text: str,
+    *,
+    url: str | None = None,
+    title: str | None = None,
+    timestamp: str | None = None,
+    meta: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """A row of the extract schema."""
+    return {
+        "id": make_id(source, origin),
+        "source": source,
+        "text": text,
+        "url": url,
+        "title": title,
+        "timestamp": timestamp,
+        "origin": origin,
+        "meta": json.dumps(meta, ensure_ascii=False, sort_keys=True) if meta else None,
+    }
+
+
+def with_rejection(
+    row: dict[str, Any], reason: str, detail: str | None = None, duplicate_of: str | None = None
+) -> dict[str, Any]:
+    """A reject row: the document plus the rule that dropped it."""
+    return {**row, "reason": reason, "detail": detail, "duplicate_of": duplicate_of}

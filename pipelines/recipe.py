@@ -1,0 +1,194 @@
+"""The recipe: one YAML file that says what to build, validated with pydantic.
+
+Every section mirrors a stage. Defaults are the paper's or the reference implementation's
+published values where one exists; relative paths resolve against the recipe file's folder.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from pipelines.errors import RecipeError
+from trainer.config import TrainSettings
+
+SourceFormat = Literal[
+    "wet",
+    "warc",
+    "c4",
+    "mediawiki",
+    "gutenberg",
+    "books-text",
+    "arxiv",
+    "stackexchange",
+    "github",
+    "jsonl",
+]
+
+STAGES = ("extract", "langid", "quality", "dedup", "train-tokenizer", "tokenize", "mix")
+# Stages that run once per source; the others run once over all sources.
+PER_SOURCE_STAGES = ("extract", "langid", "quality", "dedup", "tokenize")
+
+_URI_RE = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
+
+
+def is_uri(path: str) -> bool:
+    """True for `scheme://...` locations (gs://, s3://, http://, file://)."""
+    return bool(_URI_RE.match(path))
+
+
+class _Strict(BaseModel):
+    # A typo'd key is an error, never silently ignored.
+    model_config = ConfigDict(extra="forbid")
+
+
+class RunnerConfig(_Strict):
+    name: str = "FnApiRunner"  # in-process; DirectRunner first tries to download Prism
+    options: dict[str, Any] = Field(default_factory=dict)  # any Beam PipelineOptions flag
+
+
+class QualityConfig(_Strict):
+    """Simple heuristics (subset of C4 / Gopher rules; thresholds are the published ones)."""
+
+    min_words: int = 50  # Gopher: documents with fewer than 50 words are removed
+    max_words: int = 100_000  # Gopher
+    min_mean_word_length: float = 3.0  # Gopher
+    max_mean_word_length: float = 10.0  # Gopher
+    max_symbol_word_ratio: float = 0.1  # Gopher: '#' and '...' per word
+    min_alpha_word_fraction: float = 0.8  # Gopher: 80% of words contain a letter
+    max_lorem_ipsum: int = 0  # C4: any "lorem ipsum" removes the page
+    enabled: bool = True
+
+
+class SourceConfig(_Strict):
+    format: SourceFormat
+    inputs: list[str]
+    weight: float = Field(gt=0)
+    # None: record the language but keep every document (ArXiv, StackExchange, GitHub).
+    languages: list[str] | None = None
+    min_language_score: float = Field(0.5, ge=0, le=1)  # CCNet's default threshold
+    quality: QualityConfig | None = None  # None: the recipe-level `quality` section
+    epochs: float | None = None  # informational: the paper's epochs for this source
+
+    @field_validator("inputs")
+    @classmethod
+    def _non_empty(cls, inputs: list[str]) -> list[str]:
+        if not inputs:
+            raise ValueError("needs at least one input path, glob or URI")
+        return inputs
+
+
+class LangIdConfig(_Strict):
+    # None: the cached lid.176.ftz fetched by `llama-recipe fetch-lid-model`.
+    model: str | None = None
+    batch_size: int = 512
+
+
+class TokenizerConfig(_Strict):
+    vocab_size: int = Field(32000, ge=300)  # LLaMA: 32k BPE vocabulary
+    sample_chars: int = Field(100_000_000, gt=0)  # text drawn across sources for training
+    character_coverage: float = 0.99995
+    max_sentence_length: int = 16384
+    num_threads: int = 2
+
+
+class MixtureConfig(_Strict):
+    total_tokens: int = Field(gt=0)
+    seq_len: int = Field(2048, gt=0)  # LLaMA context length
+    seed: int = 0
+    rows_per_shard: int = Field(8192, gt=0)
+    num_pack_groups: int = Field(4, gt=0)  # parallel packing streams
+
+
+class Recipe(_Strict):
+    name: str
+    workdir: str
+    runner: RunnerConfig = Field(default_factory=RunnerConfig)
+    sources: dict[str, SourceConfig]
+    langid: LangIdConfig = Field(default_factory=LangIdConfig)
+    quality: QualityConfig = Field(default_factory=QualityConfig)
+    tokenizer: TokenizerConfig = Field(default_factory=TokenizerConfig)
+    mixture: MixtureConfig
+    train: TrainSettings = Field(default_factory=TrainSettings)
+    # Where the recipe came from; set by load_recipe, not read from YAML.
+    path: str | None = Field(default=None, exclude=True)
+
+    @field_validator("sources")
+    @classmethod
+    def _names(cls, sources: dict[str, SourceConfig]) -> dict[str, SourceConfig]:
+        if not sources:
+            raise ValueError("needs at least one source")
+        for name in sources:
+            if not re.fullmatch(r"[a-z0-9][a-z0-9_-]*", name):
+                raise ValueError(f"source name {name!r}: use lowercase letters, digits, - and _")
+        return sources
+
+    def weights(self) -> dict[str, float]:
+        """Per-source sampling proportions, renormalized to sum to 1."""
+        total = sum(s.weight for s in self.sources.values())
+        return {name: s.weight / total for name, s in self.sources.items()}
+
+    def quality_for(self, source: str) -> QualityConfig:
+        return self.sources[source].quality or self.quality
+
+    def section_hash(self, *parts: Any) -> str:
+        """A stable hash of some configuration (pydantic models or plain JSON data)."""
+        payload = [p.model_dump(mode="json") if isinstance(p, BaseModel) else p for p in parts]
+        blob = json.dumps(payload, sort_keys=True, default=str).encode()
+        return hashlib.sha256(blob).hexdigest()
+
+    def sha256(self) -> str:
+        return self.section_hash(self)
+
+
+def _resolve(path: str, base: Path) -> str:
+    if is_uri(path) or os.path.isabs(path):
+        return path
+    return os.path.normpath(str(base / path))
+
+
+def _format_error(err: dict[str, Any]) -> str:
+    where = ".".join(str(p) for p in err["loc"]) or "(top level)"
+    if err["type"] == "extra_forbidden":
+        return f"{where}: unknown key"
+    if err["type"] == "missing":
+        return f"{where}: required key is missing"
+    return f"{where}: {err['msg']}"
+
+
+def load_recipe(path: str | os.PathLike[str]) -> Recipe:
+    """Read and validate a recipe; raise RecipeError naming the file and the bad key."""
+    recipe_path = Path(path)
+    if not recipe_path.is_file():
+        raise RecipeError(f"{recipe_path}: recipe file not found")
+    try:
+        data = yaml.safe_load(recipe_path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", exc)
+        raise RecipeError(f"{recipe_path}:{where} not valid YAML ({problem})") from None
+    if not isinstance(data, dict):
+        raise RecipeError(f"{recipe_path}: a recipe is a YAML mapping of keys to values")
+    try:
+        recipe = Recipe.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(_format_error(e) for e in exc.errors())
+        raise RecipeError(f"{recipe_path}: {problems}") from None
+    base = recipe_path.resolve().parent
+    recipe.path = str(recipe_path.resolve())
+    recipe.workdir = _resolve(recipe.workdir, base)
+    for source in recipe.sources.values():
+        source.inputs = [_resolve(p, base) for p in source.inputs]
+    if recipe.langid.model is not None:
+        recipe.langid.model = _resolve(recipe.langid.model, base)
+    if recipe.train.checkpoint_dir is not None:
+        recipe.train.checkpoint_dir = _resolve(recipe.train.checkpoint_dir, base)
+    return recipe

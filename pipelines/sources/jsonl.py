@@ -1,0 +1,49 @@
+"""JSON Lines: one object per line with `text` and optional `id`, `url`, `meta`."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any, BinaryIO
+
+from pipelines.document import make_document
+from pipelines.sources.base import Record, Rejected, base_name, register, text_lines
+
+
+def json_objects(
+    path: str, source: str, fh: BinaryIO
+) -> Iterator[tuple[str, dict[str, Any]] | Rejected]:
+    """(origin, object) per non-blank line; a line that is not a JSON object is rejected."""
+    name = base_name(path)
+    for line_no, line in enumerate(text_lines(fh), start=1):
+        if not line.strip():
+            continue
+        origin = f"{name}:{line_no}"
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as exc:
+            yield Rejected(make_document(source, origin, ""), "extract:bad_json", str(exc))
+            continue
+        if not isinstance(obj, dict):
+            yield Rejected(make_document(source, origin, ""), "extract:bad_json", "not an object")
+            continue
+        yield origin, obj
+
+
+def text_field(obj: dict[str, Any], key: str = "text") -> str:
+    value = obj.get(key)
+    return value if isinstance(value, str) else ""
+
+
+@register("jsonl")
+def read_jsonl(path: str, source: str, fh: BinaryIO) -> Iterator[Record]:
+    for item in json_objects(path, source, fh):
+        if isinstance(item, Rejected):
+            yield item
+            continue
+        origin, obj = item
+        # A user-given id is the origin: it stays stable however the files are split.
+        if obj.get("id") is not None:
+            origin = str(obj["id"])
+        meta = obj.get("meta") if isinstance(obj.get("meta"), dict) else None
+        yield make_document(source, origin, text_field(obj), url=obj.get("url"), meta=meta)

@@ -1,0 +1,169 @@
+"""How every stage runs: skip what is current, build one Beam pipeline for the rest, check the
+counts, then commit each output by writing its manifest last."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import apache_beam as beam
+from apache_beam.metrics.metric import MetricsFilter
+
+from pipelines import __version__
+from pipelines.beam_io import pipeline_options
+from pipelines.errors import InputError, StageError, UserError
+from pipelines.recipe import Recipe
+from pipelines.store import ALL_SOURCES, StageStore, parquet_rows, reject_reasons
+
+
+@dataclass
+class StageContext:
+    recipe: Recipe
+    store: StageStore
+    beam_flags: Sequence[str] = ()
+
+    @classmethod
+    def from_recipe(cls, recipe: Recipe, beam_flags: Sequence[str] = ()) -> StageContext:
+        return cls(recipe, StageStore(recipe.workdir), tuple(beam_flags))
+
+
+@dataclass
+class StageResult:
+    stage: str
+    source: str
+    status: str  # "ran" or "skipped"
+    manifest: dict[str, Any] = field(default_factory=dict)
+
+
+class Stage:
+    """A stage: `expand` adds its Beam transforms for one source, `summarize` counts the result."""
+
+    name: str = ""
+    per_source: bool = True
+    upstream: str | None = None  # the stage whose output this one reads (per-source stages)
+
+    def config(self, ctx: StageContext, source: str) -> Any:
+        """The configuration that decides this stage's output (part of its fingerprint)."""
+        raise NotImplementedError
+
+    def inputs_identity(self, ctx: StageContext, source: str) -> Any:
+        """What identifies the inputs: by default the run ids of the upstream manifests."""
+        return [m["run_id"] for m in self.upstream_manifests(ctx, source)]
+
+    def upstream_manifests(self, ctx: StageContext, source: str) -> list[dict[str, Any]]:
+        if self.upstream is None:
+            return []
+        manifest = ctx.store.read_manifest(self.upstream, source)
+        if manifest is None:
+            raise UserError(
+                f"stage {self.name} needs {self.upstream} for source {source!r}, which has not "
+                f"run yet (run `llama-recipe build` with --stages {self.upstream})"
+            )
+        return [manifest]
+
+    def fingerprint(self, ctx: StageContext, source: str) -> str:
+        blob = json.dumps(
+            [self.name, __version__, self.config(ctx, source), self.inputs_identity(ctx, source)],
+            sort_keys=True,
+            default=str,
+        ).encode()
+        return hashlib.sha256(blob).hexdigest()
+
+    def expand(self, pipeline: beam.Pipeline, ctx: StageContext, source: str) -> None:
+        raise NotImplementedError
+
+    def before_run(self, ctx: StageContext, sources: Sequence[str]) -> None:
+        """Work on the driver before the pipeline is built (validation, planning)."""
+
+    def summarize(self, ctx: StageContext, source: str, metrics: dict[str, int]) -> dict[str, Any]:
+        """Counts for the manifest; per-source document stages share this one."""
+        kept = parquet_rows(ctx.store.parts(self.name, source))
+        rejected = parquet_rows(ctx.store.rejects(self.name, source))
+        upstream = self.upstream_manifests(ctx, source)
+        expected = upstream[0]["counts"]["kept"] if upstream else kept + rejected
+        if kept + rejected != expected:
+            raise StageError(
+                f"{self.name}/{source}: kept {kept} + rejected {rejected} != input {expected}"
+            )
+        return {
+            "counts": {"input": expected, "kept": kept, "rejected": rejected},
+            "rejected_by_reason": reject_reasons(ctx.store.rejects(self.name, source)),
+            "kept_text_chars": metrics.get("text_chars", 0),
+        }
+
+    def metrics_namespace(self, source: str) -> str:
+        return f"{self.name}/{source}"
+
+
+def user_error_line(message: str) -> str | None:
+    """The message of a UserError raised inside a Beam worker, from the runner's error text."""
+    for line in message.splitlines():
+        for name in ("InputError: ", "RecipeError: ", "UserError: "):
+            if name in line:
+                return line.split(name, 1)[1].strip()
+    return None
+
+
+def _counters(result: beam.runners.runner.PipelineResult, namespace: str) -> dict[str, int]:
+    query = result.metrics().query(MetricsFilter().with_namespace(namespace))
+    return {c.key.metric.name: int(c.committed or 0) for c in query["counters"]}
+
+
+def run_stage(
+    stage: Stage, ctx: StageContext, sources: Sequence[str], force: bool = False
+) -> list[StageResult]:
+    """Bring a stage up to date for some sources; one Beam pipeline for all that must run."""
+    targets = list(sources) if stage.per_source else [ALL_SOURCES]
+    results: dict[str, StageResult] = {}
+    to_run: dict[str, str] = {}
+    for source in targets:
+        fingerprint = stage.fingerprint(ctx, source)
+        if not force and ctx.store.is_current(stage.name, source, fingerprint):
+            manifest = ctx.store.read_manifest(stage.name, source) or {}
+            results[source] = StageResult(stage.name, source, "skipped", manifest)
+        else:
+            to_run[source] = fingerprint
+    if to_run:
+        stage.before_run(ctx, list(to_run))
+        for source in to_run:
+            ctx.store.clear(stage.name, source)
+        started = time.time()
+        options = pipeline_options(ctx.recipe, ctx.beam_flags)
+        pipeline = beam.Pipeline(options=options)
+        for source in to_run:
+            stage.expand(pipeline, ctx, source)
+        try:
+            result = pipeline.run()
+            result.wait_until_finish()
+        except UserError:
+            raise
+        except Exception as exc:
+            # Runners that run workers out of process report a worker's error as text.
+            line = user_error_line(str(exc))
+            if line is None:
+                raise
+            raise InputError(line) from None
+        seconds = round(time.time() - started, 3)
+        for source, fingerprint in to_run.items():
+            summary = stage.summarize(
+                ctx, source, _counters(result, stage.metrics_namespace(source))
+            )
+            manifest = ctx.store.write_manifest(
+                stage.name,
+                source,
+                {
+                    "fingerprint": fingerprint,
+                    "run_id": uuid.uuid4().hex,
+                    "config": stage.config(ctx, source),
+                    "pipeline_seconds": seconds,
+                    "runner": ctx.recipe.runner.name,
+                    **summary,
+                },
+            )
+            results[source] = StageResult(stage.name, source, "ran", manifest)
+    return [results[s] for s in targets]

@@ -1,0 +1,120 @@
+"""extract: raw corpus files in, one Document per record out (Parquet), in the format's reader."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import apache_beam as beam
+from apache_beam.io.filesystems import FileSystems
+
+from pipelines.beam_io import CountChars
+from pipelines.document import document_schema, reject_schema, with_rejection
+from pipelines.errors import InputError
+from pipelines.sources import ASSEMBLERS, READERS, Partial, Rejected, read_file
+from pipelines.stages.base import Stage, StageContext
+from pipelines.store import file_metadata
+
+DOCS, REJECTS, PARTIALS = "docs", "rejects", "partials"
+
+
+def expand_inputs(source: str, patterns: list[str]) -> list[tuple[str, int, float]]:
+    """Every file a source's inputs name; a pattern that matches nothing is an error."""
+    files = []
+    for index, pattern in enumerate(patterns):
+        try:
+            matched = file_metadata(pattern)
+        except Exception as exc:  # Beam raises BeamIOError for unknown schemes and such
+            raise InputError(
+                f"sources.{source}.inputs[{index}]: cannot list {pattern} ({exc})"
+            ) from None
+        if not matched:
+            raise InputError(f"sources.{source}.inputs[{index}]: no file matches {pattern}")
+        files.extend(matched)
+    return sorted(set(files))
+
+
+class RouteRecords(beam.DoFn):
+    """Reads one file and sends documents, rejections and partial records to their outputs."""
+
+    def __init__(self, source: str, fmt: str):
+        self.source = source
+        self.fmt = fmt
+
+    def process(self, path: str) -> Iterator[Any]:
+        yield from route(read_file(path, self.source, READERS[self.fmt]))
+
+
+def route(records) -> Iterator[Any]:
+    for record in records:
+        if isinstance(record, Partial):
+            yield beam.pvalue.TaggedOutput(PARTIALS, (record.key, record.value))
+        elif isinstance(record, Rejected):
+            yield beam.pvalue.TaggedOutput(
+                REJECTS, with_rejection(record.row, record.reason, record.detail)
+            )
+        elif not (record.get("text") or "").strip():
+            yield beam.pvalue.TaggedOutput(REJECTS, with_rejection(record, "extract:empty_text"))
+        else:
+            yield record
+
+
+class ExtractStage(Stage):
+    name = "extract"
+
+    def config(self, ctx: StageContext, source: str) -> Any:
+        spec = ctx.recipe.sources[source]
+        return {"format": spec.format, "inputs": spec.inputs}
+
+    def inputs_identity(self, ctx: StageContext, source: str) -> Any:
+        return expand_inputs(source, ctx.recipe.sources[source].inputs)
+
+    def expand(self, pipeline: beam.Pipeline, ctx: StageContext, source: str) -> None:
+        fmt = ctx.recipe.sources[source].format
+        files = [path for path, _, _ in expand_inputs(source, ctx.recipe.sources[source].inputs)]
+        routed = (
+            pipeline
+            | f"{source}/ListFiles" >> beam.Create(files)
+            | f"{source}/SpreadFiles" >> beam.Reshuffle()
+            | f"{source}/Read"
+            >> beam.ParDo(RouteRecords(source, fmt)).with_outputs(PARTIALS, REJECTS, main=DOCS)
+        )
+        docs, rejects = [routed[DOCS]], [routed[REJECTS]]
+        if fmt in ASSEMBLERS:
+            assemble = ASSEMBLERS[fmt]
+            assembled = (
+                routed[PARTIALS]
+                | f"{source}/GroupParts" >> beam.GroupByKey()
+                | f"{source}/Assemble"
+                >> beam.FlatMap(
+                    lambda kv, src=source: route(assemble(src, kv[0], kv[1]))
+                ).with_outputs(REJECTS, main=DOCS)
+            )
+            docs.append(assembled[DOCS])
+            rejects.append(assembled[REJECTS])
+        write_documents(ctx, self.name, source, docs, rejects)
+
+
+def write_documents(ctx: StageContext, stage: str, source: str, docs, rejects) -> None:
+    """Kept row dicts to `part-*.parquet`, rejected ones to `rejects/part-*.parquet`."""
+    (
+        docs
+        | f"{source}/MergeDocs" >> beam.Flatten()
+        | f"{source}/CountKept" >> beam.ParDo(CountChars(f"{stage}/{source}"))
+        | f"{source}/WriteKept"
+        >> beam.io.WriteToParquet(
+            FileSystems.join(ctx.store.dir(stage, source), "part"),
+            document_schema(stage),
+            file_name_suffix=".parquet",
+        )
+    )
+    (
+        rejects
+        | f"{source}/MergeRejects" >> beam.Flatten()
+        | f"{source}/WriteRejects"
+        >> beam.io.WriteToParquet(
+            FileSystems.join(ctx.store.dir(stage, source), "rejects", "part"),
+            reject_schema(stage),
+            file_name_suffix=".parquet",
+        )
+    )

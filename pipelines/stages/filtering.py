@@ -1,0 +1,96 @@
+"""What the filtering stages (langid, quality) share: Parquet tables in, each row kept or
+rejected with a reason, both sides written back as Parquet."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+
+import apache_beam as beam
+import pyarrow as pa
+from apache_beam.io.filesystems import FileSystems
+
+from pipelines.beam_io import CountChars
+from pipelines.document import document_schema, reject_schema
+from pipelines.stages.base import Stage, StageContext
+from pipelines.store import match_files
+
+KEPT, REJECTED = "kept", "rejected"
+
+
+def split_table(
+    table: pa.Table,
+    keep: Sequence[bool],
+    reasons: Sequence[str | None],
+    details: Sequence[str | None],
+    stage: str,
+) -> Iterator[beam.pvalue.TaggedOutput]:
+    """Tagged kept/rejected Tables from one Table and a decision per row."""
+    mask = pa.array(keep, pa.bool_())
+    kept = table.filter(mask)
+    if kept.num_rows:
+        yield beam.pvalue.TaggedOutput(
+            KEPT, kept.select(document_schema(stage).names).cast(document_schema(stage))
+        )
+    dropped_idx = [i for i, k in enumerate(keep) if not k]
+    if dropped_idx:
+        rejected = table.take(pa.array(dropped_idx, pa.int64()))
+        rejected = rejected.append_column(
+            "reason", pa.array([reasons[i] for i in dropped_idx], pa.string())
+        )
+        rejected = rejected.append_column(
+            "detail", pa.array([details[i] for i in dropped_idx], pa.string())
+        )
+        rejected = rejected.append_column("duplicate_of", pa.nulls(len(dropped_idx), pa.string()))
+        schema = reject_schema(stage)
+        yield beam.pvalue.TaggedOutput(REJECTED, rejected.select(schema.names).cast(schema))
+
+
+def read_tables(
+    pipeline: beam.Pipeline,
+    ctx: StageContext,
+    stage: str,
+    source: str,
+    columns: Sequence[str] | None = None,
+) -> beam.PCollection:
+    """The Parquet documents an upstream stage kept, as pyarrow Tables."""
+    pattern = ctx.store.parts(stage, source)
+    label = f"{source}/Read{stage.capitalize()}"
+    if not match_files(pattern):
+        return pipeline | label >> beam.Create([])
+    return pipeline | label >> beam.io.ReadFromParquetBatched(pattern, columns=columns)
+
+
+def write_tables(ctx: StageContext, stage: str, source: str, outputs) -> None:
+    (
+        outputs[KEPT]
+        | f"{source}/CountKept" >> beam.ParDo(CountChars(f"{stage}/{source}"))
+        | f"{source}/WriteKept"
+        >> beam.io.WriteToParquetBatched(
+            FileSystems.join(ctx.store.dir(stage, source), "part"),
+            document_schema(stage),
+            file_name_suffix=".parquet",
+        )
+    )
+    (
+        outputs[REJECTED]
+        | f"{source}/WriteRejects"
+        >> beam.io.WriteToParquetBatched(
+            FileSystems.join(ctx.store.dir(stage, source), "rejects", "part"),
+            reject_schema(stage),
+            file_name_suffix=".parquet",
+        )
+    )
+
+
+class FilterStage(Stage):
+    """A stage that reads its upstream's documents and runs one table DoFn over them."""
+
+    def make_fn(self, ctx: StageContext, source: str) -> beam.DoFn:
+        raise NotImplementedError
+
+    def expand(self, pipeline: beam.Pipeline, ctx: StageContext, source: str) -> None:
+        assert self.upstream is not None
+        outputs = read_tables(pipeline, ctx, self.upstream, source) | f"{source}/{self.name}" >> (
+            beam.ParDo(self.make_fn(ctx, source)).with_outputs(KEPT, REJECTED)
+        )
+        write_tables(ctx, self.name, source, outputs)

@@ -1,0 +1,84 @@
+"""langid: fastText lid.176 language and score on every document; the source's policy decides."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterator
+from typing import Any
+
+import apache_beam as beam
+import pyarrow as pa
+from apache_beam.io.filesystems import FileSystems
+
+from filters.langid import LanguageIdentifier, language_decision
+from filters.langid_model import resolve_model_path
+from pipelines.stages.base import StageContext
+from pipelines.stages.filtering import FilterStage, split_table
+
+
+def local_copy(path: str) -> str:
+    """A local file for libraries that only open local paths (fastText, SentencePiece)."""
+    if "://" not in path or path.startswith("file://"):
+        return path.removeprefix("file://")
+    fd, local = tempfile.mkstemp(suffix=os.path.basename(path))
+    with os.fdopen(fd, "wb") as out, FileSystems.open(path) as src:
+        out.write(src.read())
+    return local
+
+
+class LangIdFn(beam.DoFn):
+    def __init__(
+        self, model_path: str, languages: list[str] | None, min_score: float, batch_size: int
+    ):
+        self.model_path = model_path
+        self.languages = languages
+        self.min_score = min_score
+        self.batch_size = batch_size
+
+    def setup(self) -> None:
+        # Once per worker: the model is loaded here, never shipped with the pipeline.
+        self.identifier = LanguageIdentifier(local_copy(self.model_path))
+
+    def process(self, table: pa.Table) -> Iterator[Any]:
+        texts = table.column("text").to_pylist()
+        predictions: list[tuple[str, float]] = []
+        for start in range(0, len(texts), self.batch_size):
+            predictions.extend(self.identifier.predict(texts[start : start + self.batch_size]))
+        table = table.append_column("language", pa.array([p[0] for p in predictions], pa.string()))
+        table = table.append_column(
+            "language_score", pa.array([p[1] for p in predictions], pa.float32())
+        )
+        decisions = [
+            language_decision(lang, score, self.languages, self.min_score)
+            for lang, score in predictions
+        ]
+        yield from split_table(
+            table,
+            [d[0] for d in decisions],
+            [d[1] for d in decisions],
+            [d[2] for d in decisions],
+            "langid",
+        )
+
+
+class LangIdStage(FilterStage):
+    name = "langid"
+    upstream = "extract"
+
+    def config(self, ctx: StageContext, source: str) -> Any:
+        spec = ctx.recipe.sources[source]
+        return {
+            "languages": spec.languages,
+            "min_language_score": spec.min_language_score,
+            "model": ctx.recipe.langid.model or "lid.176.ftz",
+        }
+
+    def before_run(self, ctx: StageContext, sources: list[str]) -> None:
+        self.model_path = resolve_model_path(ctx.recipe.langid.model)
+
+    def make_fn(self, ctx: StageContext, source: str) -> beam.DoFn:
+        spec = ctx.recipe.sources[source]
+        return LangIdFn(
+            self.model_path, spec.languages, spec.min_language_score, ctx.recipe.langid.batch_size
+        )

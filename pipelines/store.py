@@ -1,0 +1,123 @@
+"""The stage store: `<workdir>/<stage>/<source>/part-*.parquet`, rejects and `_MANIFEST.json`.
+
+All I/O goes through Beam's FileSystems so that a workdir can be a local path or any URI a
+Beam filesystem serves (gs://, s3://, hdfs://). A stage is finished exactly when its manifest
+exists: the manifest is deleted before a stage reruns and written after every output file has
+been committed, so a killed run never leaves a half stage that looks finished.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+from typing import Any
+
+import pyarrow.ipc as ipc
+import pyarrow.parquet as pq
+from apache_beam.io.filesystems import FileSystems
+
+from pipelines import __version__
+
+MANIFEST = "_MANIFEST.json"
+ALL_SOURCES = "_all"  # the "source" of stages that run over every source at once
+
+
+class StageStore:
+    def __init__(self, workdir: str):
+        self.workdir = workdir.rstrip("/")
+
+    # -- locations -------------------------------------------------------------------------
+    def dir(self, stage: str, source: str = ALL_SOURCES) -> str:
+        return FileSystems.join(self.workdir, stage, source)
+
+    def path(self, stage: str, source: str, *names: str) -> str:
+        return FileSystems.join(self.dir(stage, source), *names)
+
+    def parts(self, stage: str, source: str, suffix: str = ".parquet") -> str:
+        """Glob of the documents a stage kept."""
+        return self.path(stage, source, f"part-*{suffix}")
+
+    def rejects(self, stage: str, source: str) -> str:
+        """Glob of the documents a stage dropped."""
+        return self.path(stage, source, "rejects", "part-*.parquet")
+
+    # -- manifests -------------------------------------------------------------------------
+    def read_manifest(self, stage: str, source: str = ALL_SOURCES) -> dict[str, Any] | None:
+        path = self.path(stage, source, MANIFEST)
+        if not FileSystems.exists(path):
+            return None
+        with FileSystems.open(path) as fh:
+            return json.loads(fh.read().decode("utf-8"))
+
+    def is_current(self, stage: str, source: str, fingerprint: str) -> bool:
+        manifest = self.read_manifest(stage, source)
+        return manifest is not None and manifest.get("fingerprint") == fingerprint
+
+    def clear(self, stage: str, source: str = ALL_SOURCES) -> None:
+        """Forget a stage's output: the manifest goes first, so the stage reads as unfinished."""
+        directory = self.dir(stage, source)
+        manifest = self.path(stage, source, MANIFEST)
+        if FileSystems.exists(manifest):
+            FileSystems.delete([manifest])
+        if FileSystems.exists(directory):
+            FileSystems.delete([directory])
+
+    def write_manifest(self, stage: str, source: str, manifest: dict[str, Any]) -> dict[str, Any]:
+        manifest = {"stage": stage, "source": source, "code_version": __version__, **manifest}
+        manifest.setdefault("finished_at", time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+        with FileSystems.create(self.path(stage, source, MANIFEST)) as fh:
+            fh.write(json.dumps(manifest, indent=2, sort_keys=True).encode("utf-8"))
+        return manifest
+
+    # -- reading outputs -------------------------------------------------------------------
+    def write_bytes(self, path: str, data: bytes) -> None:
+        with FileSystems.create(path) as fh:
+            fh.write(data)
+
+    def read_bytes(self, path: str) -> bytes:
+        with FileSystems.open(path) as fh:
+            return fh.read()
+
+
+def match_files(pattern: str) -> list[str]:
+    """Sorted paths matching a glob; an empty list when nothing matches."""
+    result = FileSystems.match([pattern])[0]
+    return sorted(m.path for m in result.metadata_list)
+
+
+def file_metadata(pattern: str) -> list[tuple[str, int, float]]:
+    """(path, size_bytes, last_updated) for every file matching a glob, sorted by path."""
+    result = FileSystems.match([pattern])[0]
+    return sorted(
+        (m.path, m.size_in_bytes, m.last_updated_in_seconds) for m in result.metadata_list
+    )
+
+
+def parquet_rows(pattern: str) -> int:
+    """Rows in every Parquet file matching a glob, from the footers alone."""
+    total = 0
+    for path in match_files(pattern):
+        with FileSystems.open(path) as fh:
+            total += pq.ParquetFile(fh).metadata.num_rows
+    return total
+
+
+def reject_reasons(pattern: str) -> dict[str, int]:
+    """How many rejects each reason accounts for."""
+    counts: Counter[str] = Counter()
+    for path in match_files(pattern):
+        with FileSystems.open(path) as fh:
+            column = pq.read_table(fh, columns=["reason"]).column("reason")
+        counts.update(column.to_pylist())
+    return dict(sorted(counts.items()))
+
+
+def ipc_rows(pattern: str) -> int:
+    """Rows in every Arrow IPC file matching a glob."""
+    total = 0
+    for path in match_files(pattern):
+        with FileSystems.open(path) as fh:
+            reader = ipc.open_file(fh.read())
+            total += sum(reader.get_batch(i).num_rows for i in range(reader.num_record_batches))
+    return total

@@ -1,0 +1,1 @@
+"""The LLaMA model, the shard data loader, the training loop and checkpoints."""

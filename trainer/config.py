@@ -1,0 +1,29 @@
+"""Training settings: the `train` section of a recipe (validated there by pydantic).
+
+Plain dataclass with no imports, so the recipe can validate it and the trainer can use it
+without either depending on the other's libraries.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass
+class TrainSettings:
+    __pydantic_config__ = {"extra": "forbid"}  # a typo'd key in a recipe is an error
+
+    model: str = "tiny"  # a name from trainer.model.CONFIGS
+    batch_size: int = 8  # sequences per optimizer step
+    lr: float = 3e-4  # LLaMA 7B/13B peak learning rate (Table 2)
+    min_lr_ratio: float = 0.1  # LLaMA: cosine decay to 10% of the peak
+    warmup_steps: int = 2000  # LLaMA
+    max_steps: int = 1000
+    weight_decay: float = 0.1  # LLaMA
+    beta1: float = 0.9  # LLaMA
+    beta2: float = 0.95  # LLaMA
+    grad_clip: float = 1.0  # LLaMA
+    seed: int = 0
+    device: str = "auto"  # cuda when available, else cpu
+    log_every: int = 1
+    checkpoint_dir: str | None = None  # None: <workdir>/checkpoints

@@ -1,0 +1,157 @@
+"""LLaMA (Touvron et al., 2023): pre-norm RMSNorm, SwiGLU feed-forward, rotary embeddings,
+no biases, untied input and output embeddings."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+@dataclass
+class ModelArgs:
+    dim: int = 4096
+    n_layers: int = 32
+    n_heads: int = 32
+    vocab_size: int = 32000
+    multiple_of: int = 256  # SwiGLU hidden size is rounded up to a multiple of this
+    norm_eps: float = 1e-6
+    max_seq_len: int = 2048
+    rope_theta: float = 10000.0
+
+    @property
+    def ffn_hidden(self) -> int:
+        # 2/3 of 4d keeps the parameter count of a 4d two-matrix MLP with three matrices.
+        hidden = int(2 * (4 * self.dim) / 3)
+        return self.multiple_of * math.ceil(hidden / self.multiple_of)
+
+
+# Table 2 of the paper, plus small sizes for tests and single-device runs.
+CONFIGS: dict[str, dict[str, int]] = {
+    "tiny": dict(dim=128, n_layers=2, n_heads=4, multiple_of=32),
+    "small": dict(dim=256, n_layers=4, n_heads=8, multiple_of=64),
+    "7B": dict(dim=4096, n_layers=32, n_heads=32),
+    "13B": dict(dim=5120, n_layers=40, n_heads=40),
+    "33B": dict(dim=6656, n_layers=60, n_heads=52),
+    "65B": dict(dim=8192, n_layers=80, n_heads=64),
+}
+
+
+def model_args(name: str, vocab_size: int, max_seq_len: int) -> ModelArgs:
+    if name not in CONFIGS:
+        raise KeyError(f"unknown model {name!r}; one of {', '.join(CONFIGS)}")
+    return ModelArgs(**CONFIGS[name], vocab_size=vocab_size, max_seq_len=max_seq_len)
+
+
+class RMSNorm(nn.Module):
+    def __init__(self, dim: int, eps: float):
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # Normalized in fp32 whatever the activation dtype, as the reference does.
+        x32 = x.float()
+        normed = x32 * torch.rsqrt(x32.pow(2).mean(-1, keepdim=True) + self.eps)
+        return normed.type_as(x) * self.weight
+
+
+def rope_tables(head_dim: int, seq_len: int, theta: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """cos and sin of the rotary angles: [seq_len, head_dim // 2] each."""
+    inv_freq = 1.0 / (theta ** (torch.arange(0, head_dim, 2).float() / head_dim))
+    angles = torch.outer(torch.arange(seq_len).float(), inv_freq)
+    return angles.cos(), angles.sin()
+
+
+def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """Rotate consecutive pairs (x0, x1), (x2, x3)... of x: [batch, seq, heads, head_dim]."""
+    pairs = x.float().reshape(*x.shape[:-1], -1, 2)
+    even, odd = pairs[..., 0], pairs[..., 1]
+    cos, sin = cos[None, :, None, :], sin[None, :, None, :]
+    rotated = torch.stack((even * cos - odd * sin, even * sin + odd * cos), dim=-1)
+    return rotated.flatten(-2).type_as(x)
+
+
+class Attention(nn.Module):
+    def __init__(self, args: ModelArgs):
+        super().__init__()
+        self.n_heads = args.n_heads
+        self.head_dim = args.dim // args.n_heads
+        self.wq = nn.Linear(args.dim, args.dim, bias=False)
+        self.wk = nn.Linear(args.dim, args.dim, bias=False)
+        self.wv = nn.Linear(args.dim, args.dim, bias=False)
+        self.wo = nn.Linear(args.dim, args.dim, bias=False)
+
+    def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+        batch, seq, _ = x.shape
+        shape = (batch, seq, self.n_heads, self.head_dim)
+        q = apply_rope(self.wq(x).view(shape), cos, sin)
+        k = apply_rope(self.wk(x).view(shape), cos, sin)
+        v = self.wv(x).view(shape)
+        # [batch, heads, seq, head_dim] for SDPA
+        out = F.scaled_dot_product_attention(
+            q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), is_causal=True
+        )
+        return self.wo(out.transpose(1, 2).reshape(batch, seq, -1))
+
+
+class FeedForward(nn.Module):
+    def __init__(self, args: ModelArgs):
+        super().__init__()
+        self.w1 = nn.Linear(args.dim, args.ffn_hidden, bias=False)  # gate
+        self.w2 = nn.Linear(args.ffn_hidden, args.dim, bias=False)  # down
+        self.w3 = nn.Linear(args.dim, args.ffn_hidden, bias=False)  # up
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.w2(F.silu(self.w1(x)) * self.w3(x))
+
+
+class Block(nn.Module):
+    def __init__(self, args: ModelArgs):
+        super().__init__()
+        self.attention_norm = RMSNorm(args.dim, args.norm_eps)
+        self.attention = Attention(args)
+        self.ffn_norm = RMSNorm(args.dim, args.norm_eps)
+        self.feed_forward = FeedForward(args)
+
+    def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+        x = x + self.attention(self.attention_norm(x), cos, sin)
+        return x + self.feed_forward(self.ffn_norm(x))
+
+
+class Llama(nn.Module):
+    def __init__(self, args: ModelArgs):
+        super().__init__()
+        self.args = args
+        self.tok_embeddings = nn.Embedding(args.vocab_size, args.dim)
+        self.layers = nn.ModuleList(Block(args) for _ in range(args.n_layers))
+        self.norm = RMSNorm(args.dim, args.norm_eps)
+        self.output = nn.Linear(args.dim, args.vocab_size, bias=False)
+        cos, sin = rope_tables(args.dim // args.n_heads, args.max_seq_len, args.rope_theta)
+        self.register_buffer("rope_cos", cos, persistent=False)
+        self.register_buffer("rope_sin", sin, persistent=False)
+
+    def init_weights(self, std: float = 0.02) -> None:
+        for module in self.modules():
+            if isinstance(module, (nn.Linear, nn.Embedding)):
+                nn.init.normal_(module.weight, mean=0.0, std=std)
+        # Residual projections scaled by depth so the residual stream does not grow with it.
+        for block in self.layers:
+            for proj in (block.attention.wo, block.feed_forward.w2):
+                nn.init.normal_(proj.weight, mean=0.0, std=std / math.sqrt(2 * self.args.n_layers))
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        """tokens [batch, seq] -> logits [batch, seq, vocab]."""
+        seq = tokens.shape[1]
+        cos, sin = self.rope_cos[:seq], self.rope_sin[:seq]
+        h = self.tok_embeddings(tokens)
+        for block in self.layers:
+            h = block(h, cos, sin)
+        return self.output(self.norm(h)).float()
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
