@@ -49,7 +49,13 @@ def cmd_build(args: argparse.Namespace, beam_flags: list[str]) -> int:
     from flows.build import build
     from flows.report import print_report
 
-    recipe = load_recipe(args.recipe)  # a bad recipe fails here, before Prefect starts
+    from pipelines.stages.extract import expand_inputs
+
+    # A bad recipe or a missing input fails here, in a second, before Prefect starts.
+    recipe = load_recipe(args.recipe)
+    for source in args.sources or recipe.sources:
+        if source in recipe.sources:
+            expand_inputs(source, recipe.sources[source].inputs)
     state = build(
         recipe_path=args.recipe,
         stages=args.stages,

@@ -156,7 +156,7 @@ def _resolve(path: str, base: Path) -> str:
 
 def _format_error(err: dict[str, Any]) -> str:
     where = ".".join(str(p) for p in err["loc"]) or "(top level)"
-    if err["type"] == "extra_forbidden":
+    if err["type"] in ("extra_forbidden", "unexpected_keyword_argument"):
         return f"{where}: unknown key"
     if err["type"] == "missing":
         return f"{where}: required key is missing"

@@ -21,6 +21,8 @@ from pipelines.sources.base import Record, Rejected, register
 # matched through the dump's namespace list; these are the English and canonical ones).
 _DEFAULT_NON_TEXT_PREFIXES = ("file", "image", "category", "media")
 _TABLE_RE = re.compile(r"\{\|.*?\|\}", re.DOTALL)
+# References are removed before parsing: inside some templates the parser leaves them as text.
+_REF_RE = re.compile(r"<ref[^>]*/>|<ref(?:\s[^>]*)?>.*?</ref\s*>", re.DOTALL | re.IGNORECASE)
 _BLANK_LINES_RE = re.compile(r"\n{3,}")
 
 
@@ -39,15 +41,15 @@ def wikitext_to_text(
     wikitext: str, non_text_prefixes: tuple[str, ...] = _DEFAULT_NON_TEXT_PREFIXES
 ) -> str:
     """Plain text of a wikitext page, as the paper describes its Wikipedia cleaning."""
-    code = mwparserfromhell.parse(_TABLE_RE.sub("", wikitext))
-    for link in code.filter_wikilinks(recursive=False):
+    code = mwparserfromhell.parse(_REF_RE.sub("", _TABLE_RE.sub("", wikitext)))
+    for link in code.filter_wikilinks(recursive=True):
         target = str(link.title).strip().lstrip(":").split(":", 1)
         if len(target) == 2 and target[0].strip().lower() in non_text_prefixes:
             try:
                 code.remove(link)
             except ValueError:
                 pass
-    for tag in code.filter_tags(recursive=False):
+    for tag in code.filter_tags(recursive=True):
         if str(tag.tag).lower() in ("ref", "references", "gallery", "math", "table"):
             try:
                 code.remove(tag)

@@ -1,0 +1,71 @@
+"""Shared test fixtures: paths, the real lid.176 model, the sample recipe in a temp workdir."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLES = ROOT / "samples"
+RECIPES = ROOT / "recipes"
+SHARED_FIXTURES = ROOT.parent / "shared" / "fixtures"
+
+
+@pytest.fixture(scope="session")
+def shared_fixtures() -> Path:
+    """Real public samples of each corpus format; tests skip when ../shared is absent."""
+    if not SHARED_FIXTURES.is_dir():
+        pytest.skip("../shared/fixtures is not present")
+    return SHARED_FIXTURES
+
+
+@pytest.fixture(scope="session")
+def lid_model_path() -> str:
+    from filters.langid_model import fetch_lid_model
+
+    return str(fetch_lid_model())
+
+
+def write_recipe(directory: Path, **overrides) -> Path:
+    """The sample recipe with absolute input paths, a workdir in `directory`, and overrides."""
+    data = yaml.safe_load((RECIPES / "sample.yaml").read_text())
+    for source in data["sources"].values():
+        source["inputs"] = [str((RECIPES / p).resolve()) for p in source["inputs"]]
+    data["workdir"] = str(directory / "work")
+    for key, value in overrides.items():
+        data[key] = value
+    path = directory / "recipe.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+@pytest.fixture
+def sample_recipe(tmp_path: Path, lid_model_path: str) -> Path:
+    return write_recipe(tmp_path)
+
+
+@pytest.fixture(scope="session")
+def built_sample(tmp_path_factory, lid_model_path: str) -> Path:
+    """The sample recipe built once through every stage with real Beam (no Prefect)."""
+    from pipelines.recipe import STAGES, load_recipe
+    from pipelines.stages import STAGE_CLASSES, StageContext, run_stage
+
+    directory = tmp_path_factory.mktemp("built")
+    path = write_recipe(directory)
+    recipe = load_recipe(path)
+    ctx = StageContext.from_recipe(recipe)
+    for stage in STAGES:
+        run_stage(STAGE_CLASSES[stage](), ctx, list(recipe.sources))
+    return path
+
+
+def copy_tree(src: Path, dst: Path) -> Path:
+    shutil.copytree(src, dst)
+    return dst
+
+
+os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "90")
