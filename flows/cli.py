@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import logging
 import os
 import sys
 from collections.abc import Sequence
@@ -48,7 +49,6 @@ def _parser() -> argparse.ArgumentParser:
 def cmd_build(args: argparse.Namespace, beam_flags: list[str]) -> int:
     from flows.build import build
     from flows.report import print_report
-
     from pipelines.stages.extract import expand_inputs
 
     # A bad recipe or a missing input fails here, in a second, before Prefect starts.
@@ -115,7 +115,17 @@ def cmd_fetch(args: argparse.Namespace) -> int:
     return 0
 
 
+class _HideUserErrorTracebacks(logging.Filter):
+    """Beam logs every worker exception with its traceback before re-raising it; for a
+    user's mistake the one-line message printed at the end says it all."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        return not isinstance(error, UserError)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    logging.getLogger("apache_beam.runners.common").addFilter(_HideUserErrorTracebacks())
     parser = _parser()
     args, unknown = parser.parse_known_args(argv)
     if unknown and args.command != "build":

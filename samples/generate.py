@@ -19,9 +19,8 @@ import uuid
 from pathlib import Path
 from xml.sax.saxutils import escape, quoteattr
 
-from warcio.warcwriter import WARCWriter
-
 import texts
+from warcio.warcwriter import WARCWriter
 
 HERE = Path(__file__).resolve().parent
 CRAWL = "CC-MAIN-2020-05"
@@ -62,20 +61,29 @@ def gzip_bytes(data: bytes) -> bytes:
 # -- CommonCrawl WET and WARC ------------------------------------------------------------------
 def commoncrawl_pages() -> list[tuple[str, str]]:
     """(url, text) for the WET file: good pages, foreign pages, junk and duplicates."""
-    pages = [(f"https://blog.example.org/{topic}/{i}", text)
-             for i, (topic, text) in enumerate(english_pages("cc", 36))]
-    pages += [(f"https://www.beispiel.de/artikel/{i}", "\n\n".join(texts.GERMAN[i:i + 3]))
-              for i in range(3)]
-    pages += [(f"https://www.exemple.fr/page/{i}", "\n\n".join(texts.FRENCH[i:i + 3]))
-              for i in range(2)]
+    pages = [
+        (f"https://blog.example.org/{topic}/{i}", text)
+        for i, (topic, text) in enumerate(english_pages("cc", 36))
+    ]
+    pages += [
+        (f"https://www.beispiel.de/artikel/{i}", "\n\n".join(texts.GERMAN[i : i + 3]))
+        for i in range(3)
+    ]
+    pages += [
+        (f"https://www.exemple.fr/page/{i}", "\n\n".join(texts.FRENCH[i : i + 3])) for i in range(2)
+    ]
     pages.append(("https://www.ejemplo.es/blog/1", "\n\n".join(texts.SPANISH)))
-    pages += [(f"https://shop.example.com/{i}", text)
-              for i, text in enumerate(texts.BOILERPLATE_PAGES)]
+    pages += [
+        (f"https://shop.example.com/{i}", text) for i, text in enumerate(texts.BOILERPLATE_PAGES)
+    ]
     pages.append(("https://cheap.example.net/deals", texts.KEYWORD_SPAM))
-    pages.append(("https://data.example.com/table.txt",
-                  "Measurements\n" + texts.NUMBER_TABLE))
-    pages.append(("https://template.example.com/about",
-                  compose(rng("lorem"), "music", 3) + "\n\n" + texts.LOREM_IPSUM))
+    pages.append(("https://data.example.com/table.txt", "Measurements\n" + texts.NUMBER_TABLE))
+    pages.append(
+        (
+            "https://template.example.com/about",
+            compose(rng("lorem"), "music", 3) + "\n\n" + texts.LOREM_IPSUM,
+        )
+    )
     # Exact duplicates: mirrors of earlier pages, one with different spacing.
     pages.append(("https://mirror.example.org/copy-1", pages[0][1]))
     pages.append(("https://mirror.example.org/copy-2", pages[1][1]))
@@ -90,19 +98,35 @@ def commoncrawl_pages() -> list[tuple[str, str]]:
 def write_wet(path: Path, pages: list[tuple[str, str]]) -> None:
     buffer = io.BytesIO()
     writer = WARCWriter(buffer, gzip=True)
-    info = (f"isPartOf: {CRAWL}\r\npublisher: llama-recipe samples\r\n"
-            "description: Sample WET file\r\n").encode()
-    writer.write_record(writer.create_warc_record(
-        path.name, "warcinfo", payload=io.BytesIO(info), warc_content_type="application/warc-fields",
-        warc_headers_dict={"WARC-Record-ID": record_id("warcinfo", path.name),
-                           "WARC-Date": "2020-01-17T10:00:00Z"}))
+    info = (
+        f"isPartOf: {CRAWL}\r\npublisher: llama-recipe samples\r\ndescription: Sample WET file\r\n"
+    ).encode()
+    writer.write_record(
+        writer.create_warc_record(
+            path.name,
+            "warcinfo",
+            payload=io.BytesIO(info),
+            warc_content_type="application/warc-fields",
+            warc_headers_dict={
+                "WARC-Record-ID": record_id("warcinfo", path.name),
+                "WARC-Date": "2020-01-17T10:00:00Z",
+            },
+        )
+    )
     for i, (url, text) in enumerate(pages):
-        writer.write_record(writer.create_warc_record(
-            url, "conversion", payload=io.BytesIO(text.encode("utf-8")),
-            warc_content_type="text/plain",
-            warc_headers_dict={"WARC-Record-ID": record_id("wet", url, i),
-                               "WARC-Refers-To": record_id("warc", url, i),
-                               "WARC-Date": f"2020-01-17T10:{i // 60:02d}:{i % 60:02d}Z"}))
+        writer.write_record(
+            writer.create_warc_record(
+                url,
+                "conversion",
+                payload=io.BytesIO(text.encode("utf-8")),
+                warc_content_type="text/plain",
+                warc_headers_dict={
+                    "WARC-Record-ID": record_id("wet", url, i),
+                    "WARC-Refers-To": record_id("warc", url, i),
+                    "WARC-Date": f"2020-01-17T10:{i // 60:02d}:{i % 60:02d}Z",
+                },
+            )
+        )
     path.write_bytes(buffer.getvalue())
 
 
@@ -115,26 +139,45 @@ def write_warc(path: Path) -> None:
     r = rng("warc")
     for i, topic in enumerate(("rivers", "astronomy", "gardening")):
         body = "".join(f"<p>{escape(p)}</p>" for p in r.sample(texts.ENGLISH[topic], 3))
-        html = (f"<!doctype html><html><head><title>{topic.title()}</title>"
-                "<script>var tracking = 1;</script></head><body>"
-                "<nav><a href='/'>Home</a> | <a href='/about'>About</a></nav>"
-                f"<main><article><h1>{topic.title()}</h1>{body}</article></main>"
-                "<footer>Copyright 2020 Example Media</footer></body></html>").encode()
+        html = (
+            f"<!doctype html><html><head><title>{topic.title()}</title>"
+            "<script>var tracking = 1;</script></head><body>"
+            "<nav><a href='/'>Home</a> | <a href='/about'>About</a></nav>"
+            f"<main><article><h1>{topic.title()}</h1>{body}</article></main>"
+            "<footer>Copyright 2020 Example Media</footer></body></html>"
+        ).encode()
         url = f"https://news.example.org/{topic}"
-        headers = StatusAndHeaders("200 OK", [("Content-Type", "text/html; charset=utf-8"),
-                                              ("Content-Length", str(len(html)))],
-                                   protocol="HTTP/1.1")
-        writer.write_record(writer.create_warc_record(
-            url, "response", payload=io.BytesIO(html), http_headers=headers,
-            warc_headers_dict={"WARC-Record-ID": record_id("warc-html", url),
-                               "WARC-Date": f"2020-01-17T11:00:0{i}Z"}))
+        headers = StatusAndHeaders(
+            "200 OK",
+            [("Content-Type", "text/html; charset=utf-8"), ("Content-Length", str(len(html)))],
+            protocol="HTTP/1.1",
+        )
+        writer.write_record(
+            writer.create_warc_record(
+                url,
+                "response",
+                payload=io.BytesIO(html),
+                http_headers=headers,
+                warc_headers_dict={
+                    "WARC-Record-ID": record_id("warc-html", url),
+                    "WARC-Date": f"2020-01-17T11:00:0{i}Z",
+                },
+            )
+        )
     png = b"\x89PNG\r\n\x1a\n" + bytes(64)
     headers = StatusAndHeaders("200 OK", [("Content-Type", "image/png")], protocol="HTTP/1.1")
-    writer.write_record(writer.create_warc_record(
-        "https://news.example.org/logo.png", "response", payload=io.BytesIO(png),
-        http_headers=headers,
-        warc_headers_dict={"WARC-Record-ID": record_id("warc-png"),
-                           "WARC-Date": "2020-01-17T11:00:09Z"}))
+    writer.write_record(
+        writer.create_warc_record(
+            "https://news.example.org/logo.png",
+            "response",
+            payload=io.BytesIO(png),
+            http_headers=headers,
+            warc_headers_dict={
+                "WARC-Record-ID": record_id("warc-png"),
+                "WARC-Date": "2020-01-17T11:00:09Z",
+            },
+        )
+    )
     path.write_bytes(buffer.getvalue())
 
 
@@ -144,18 +187,36 @@ def write_c4(directory: Path) -> None:
     for shard in range(2):
         lines = []
         for i, (topic, text) in enumerate(pages[shard::2]):
-            lines.append(json.dumps({
-                "text": text,
-                "timestamp": f"2019-04-{(i % 28) + 1:02d}T0{i % 10}:12:30Z",
-                "url": f"https://www.c4-example-{shard}.com/{topic}/{i}",
-            }, ensure_ascii=False))
+            lines.append(
+                json.dumps(
+                    {
+                        "text": text,
+                        "timestamp": f"2019-04-{(i % 28) + 1:02d}T0{i % 10}:12:30Z",
+                        "url": f"https://www.c4-example-{shard}.com/{topic}/{i}",
+                    },
+                    ensure_ascii=False,
+                )
+            )
         if shard == 1:
             # The same page crawled twice under two URLs, and a one-line stub.
-            lines.append(json.dumps({"text": pages[0][1], "timestamp": "2019-04-20T10:00:00Z",
-                                     "url": "https://www.c4-example-1.com/again"}))
-            lines.append(json.dumps({"text": "Click here to continue.",
-                                     "timestamp": "2019-04-21T10:00:00Z",
-                                     "url": "https://www.c4-example-1.com/stub"}))
+            lines.append(
+                json.dumps(
+                    {
+                        "text": pages[0][1],
+                        "timestamp": "2019-04-20T10:00:00Z",
+                        "url": "https://www.c4-example-1.com/again",
+                    }
+                )
+            )
+            lines.append(
+                json.dumps(
+                    {
+                        "text": "Click here to continue.",
+                        "timestamp": "2019-04-21T10:00:00Z",
+                        "url": "https://www.c4-example-1.com/stub",
+                    }
+                )
+            )
         data = ("\n".join(lines) + "\n").encode("utf-8")
         (directory / f"c4-train.{shard:05d}-of-00002.json.gz").write_bytes(gzip_bytes(data))
 
@@ -164,32 +225,42 @@ def write_c4(directory: Path) -> None:
 def wikitext(r: random.Random, title: str, topic: str) -> str:
     paragraphs = r.sample(texts.ENGLISH[topic], 3)
     first = paragraphs[0].split(" ", 3)
-    lead = " ".join(first[:3]) + " [[" + topic.title() + "|" + first[3].split(" ", 1)[0] + "]] " \
+    lead = (
+        " ".join(first[:3])
+        + " [["
+        + topic.title()
+        + "|"
+        + first[3].split(" ", 1)[0]
+        + "]] "
         + first[3].split(" ", 1)[1]
-    return "\n".join([
-        "{{Short description|Article about " + topic + "}}",
-        "{{Infobox topic\n| name = " + title + "\n| image = Example.jpg\n}}",
-        f"'''{title}''' is a sample article.<ref>{{{{cite book |title=Notes on {topic} "
-        "|year=2001}}</ref> " + lead,
-        "",
-        "== Overview ==",
-        paragraphs[1] + "<ref name=\"n1\">Field notes, 1999.</ref>",
-        "[[File:Example.jpg|thumb|An illustration of " + topic + ".]]",
-        "",
-        "== Details ==",
-        paragraphs[2],
-        "<!-- editors: expand this section -->",
-        "{| class=\"wikitable\"\n! Year !! Value\n|-\n| 2001 || 12\n|}",
-        "",
-        "== References ==",
-        "{{Reflist}}",
-        "",
-        f"[[Category:{topic.title()}]]",
-        "[[Category:Sample articles]]",
-    ])
+    )
+    return "\n".join(
+        [
+            "{{Short description|Article about " + topic + "}}",
+            "{{Infobox topic\n| name = " + title + "\n| image = Example.jpg\n}}",
+            f"'''{title}''' is a sample article.<ref>{{{{cite book |title=Notes on {topic} "
+            "|year=2001}}</ref> " + lead,
+            "",
+            "== Overview ==",
+            paragraphs[1] + '<ref name="n1">Field notes, 1999.</ref>',
+            "[[File:Example.jpg|thumb|An illustration of " + topic + ".]]",
+            "",
+            "== Details ==",
+            paragraphs[2],
+            "<!-- editors: expand this section -->",
+            '{| class="wikitable"\n! Year !! Value\n|-\n| 2001 || 12\n|}',
+            "",
+            "== References ==",
+            "{{Reflist}}",
+            "",
+            f"[[Category:{topic.title()}]]",
+            "[[Category:Sample articles]]",
+        ]
+    )
 
 
 def mediawiki_dump(dbname: str, lang: str, pages: list[tuple[int, str, int, str, bool]]) -> bytes:
+    file_ns, category_ns = ("Datei", "Kategorie") if lang == "de" else ("File", "Category")
     out = [
         '<mediawiki xmlns="http://www.mediawiki.org/xml/export-0.10/" version="0.10" '
         f'xml:lang="{lang}">',
@@ -200,10 +271,8 @@ def mediawiki_dump(dbname: str, lang: str, pages: list[tuple[int, str, int, str,
         "    <namespaces>",
         '      <namespace key="0" case="first-letter" />',
         '      <namespace key="1" case="first-letter">Talk</namespace>',
-        f'      <namespace key="6" case="first-letter">{"Datei" if lang == "de" else "File"}'
-        "</namespace>",
-        f'      <namespace key="14" case="first-letter">{"Kategorie" if lang == "de" else "Category"}'
-        "</namespace>",
+        f'      <namespace key="6" case="first-letter">{file_ns}</namespace>',
+        f'      <namespace key="14" case="first-letter">{category_ns}</namespace>',
         "    </namespaces>",
         "  </siteinfo>",
     ]
@@ -246,9 +315,11 @@ def write_wikipedia(directory: Path) -> None:
     german = []
     for i, paragraph in enumerate(texts.GERMAN):
         title = paragraph.split(" ", 2)[1]
-        text = (f"'''{title}''' ist ein Beispielartikel. {paragraph}\n\n== Weiteres ==\n"
-                f"{texts.GERMAN[(i + 1) % len(texts.GERMAN)]}\n\n"
-                f"[[Datei:Beispiel.jpg|mini|Ein Bild]]\n[[Kategorie:Beispiel]]")
+        text = (
+            f"'''{title}''' ist ein Beispielartikel. {paragraph}\n\n== Weiteres ==\n"
+            f"{texts.GERMAN[(i + 1) % len(texts.GERMAN)]}\n\n"
+            f"[[Datei:Beispiel.jpg|mini|Ein Bild]]\n[[Kategorie:Beispiel]]"
+        )
         german.append((100 + i, title, 0, text, False))
     dump = mediawiki_dump("dewiki", "de", german)
     (directory / "dewiki-20200101-pages-articles-sample.xml.bz2").write_bytes(bz2.compress(dump))
@@ -274,29 +345,41 @@ def gutenberg_text(number: int, title: str, author: str, style: str, seed: str) 
         chapters.append(f"CHAPTER {chapter}\n\n" + "\n\n".join(paragraphs))
     body = f"{title.upper()}\n\nby {author}\n\n\n" + "\n\n\n".join(chapters)
     if style == "new":
-        header = (f"The Project Gutenberg eBook of {title}, by {author}\n\n"
-                  "This eBook is for the use of anyone anywhere at no cost and with almost no "
-                  "restrictions whatsoever.\n\n"
-                  f"Title: {title}\n\nAuthor: {author}\n\n"
-                  f"Release Date: March 1, 2021 [eBook #{number}]\n\nLanguage: English\n\n"
-                  f"*** START OF THE PROJECT GUTENBERG EBOOK {title.upper()} ***\n\n")
-        footer = (f"\n\n*** END OF THE PROJECT GUTENBERG EBOOK {title.upper()} ***\n\n"
-                  "Updated editions will replace the previous one.\n\n"
-                  "START: FULL LICENSE\n\nTHE FULL PROJECT GUTENBERG LICENSE\n")
+        header = (
+            f"The Project Gutenberg eBook of {title}, by {author}\n\n"
+            "This eBook is for the use of anyone anywhere at no cost and with almost no "
+            "restrictions whatsoever.\n\n"
+            f"Title: {title}\n\nAuthor: {author}\n\n"
+            f"Release Date: March 1, 2021 [eBook #{number}]\n\nLanguage: English\n\n"
+            f"*** START OF THE PROJECT GUTENBERG EBOOK {title.upper()} ***\n\n"
+        )
+        footer = (
+            f"\n\n*** END OF THE PROJECT GUTENBERG EBOOK {title.upper()} ***\n\n"
+            "Updated editions will replace the previous one.\n\n"
+            "START: FULL LICENSE\n\nTHE FULL PROJECT GUTENBERG LICENSE\n"
+        )
     elif style == "old":
-        header = (f"The Project Gutenberg EBook of {title}, by {author}\n\n"
-                  f"Title: {title}\n\nAuthor: {author}\n\n"
-                  f"Release Date: June, 2004  [EBook #{number}]\n\n"
-                  f"*** START OF THIS PROJECT GUTENBERG EBOOK {title.upper()} ***\n\n")
-        footer = (f"\n\nEnd of the Project Gutenberg EBook of {title}, by {author}\n\n"
-                  f"*** END OF THIS PROJECT GUTENBERG EBOOK {title.upper()} ***\n\n"
-                  "***** This file should be named 90002.txt *****\n")
+        header = (
+            f"The Project Gutenberg EBook of {title}, by {author}\n\n"
+            f"Title: {title}\n\nAuthor: {author}\n\n"
+            f"Release Date: June, 2004  [EBook #{number}]\n\n"
+            f"*** START OF THIS PROJECT GUTENBERG EBOOK {title.upper()} ***\n\n"
+        )
+        footer = (
+            f"\n\nEnd of the Project Gutenberg EBook of {title}, by {author}\n\n"
+            f"*** END OF THIS PROJECT GUTENBERG EBOOK {title.upper()} ***\n\n"
+            "***** This file should be named 90002.txt *****\n"
+        )
     else:
-        header = (f"Project Gutenberg's {title}, by {author}\n\n"
-                  f"Title: {title}\n\nAuthor: {author}\n\n[EBook #{number}]\n\n"
-                  f"***START OF THE PROJECT GUTENBERG EBOOK {title.upper()}***\n\n")
-        footer = (f"\n\nEnd of Project Gutenberg's {title}, by {author}\n\n"
-                  "*** END OF THE PROJECT GUTENBERG EBOOK ***\n")
+        header = (
+            f"Project Gutenberg's {title}, by {author}\n\n"
+            f"Title: {title}\n\nAuthor: {author}\n\n[EBook #{number}]\n\n"
+            f"***START OF THE PROJECT GUTENBERG EBOOK {title.upper()}***\n\n"
+        )
+        footer = (
+            f"\n\nEnd of Project Gutenberg's {title}, by {author}\n\n"
+            "*** END OF THE PROJECT GUTENBERG EBOOK ***\n"
+        )
     return header + body + footer
 
 
@@ -310,41 +393,43 @@ def write_gutenberg(directory: Path) -> None:
 def latex_paper(title: str, topic: str, seed: str) -> str:
     r = rng(seed)
     paragraphs = r.sample(texts.ENGLISH[topic], 4)
-    return "\n".join([
-        "% Generated sample submission",
-        "\\documentclass[11pt]{article}",
-        "\\usepackage{amsmath}",
-        "\\newcommand{\\R}{\\mathbb{R}}",
-        f"\\title{{{title}}}",
-        "\\author{A. Author \\and B. Author}",
-        "\\begin{document}",
-        "\\maketitle",
-        "\\begin{abstract}",
-        paragraphs[0],
-        "\\end{abstract}",
-        "",
-        "\\section{Introduction}",
-        paragraphs[1] + " % TODO: cite the survey",
-        "",
-        "\\section{Model}",
-        "Let $x \\in \\R^n$ and define",
-        "\\begin{equation}",
-        "  f(x) = \\sum_{i=1}^{n} w_i x_i^2 + b, \\qquad 50\\% \\text{ of the mass near } 0.",
-        "\\end{equation}",
-        paragraphs[2],
-        "",
-        "\\subsection{Discussion}",
-        paragraphs[3],
-        "%\\section{Unused appendix}",
-        "% This section was removed before submission.",
-        "",
-        "\\bibliographystyle{plain}",
-        "\\begin{thebibliography}{9}",
-        "\\bibitem{a} A. Author. \\emph{An earlier paper}. 2001.",
-        "\\end{thebibliography}",
-        "\\end{document}",
-        "",
-    ])
+    return "\n".join(
+        [
+            "% Generated sample submission",
+            "\\documentclass[11pt]{article}",
+            "\\usepackage{amsmath}",
+            "\\newcommand{\\R}{\\mathbb{R}}",
+            f"\\title{{{title}}}",
+            "\\author{A. Author \\and B. Author}",
+            "\\begin{document}",
+            "\\maketitle",
+            "\\begin{abstract}",
+            paragraphs[0],
+            "\\end{abstract}",
+            "",
+            "\\section{Introduction}",
+            paragraphs[1] + " % TODO: cite the survey",
+            "",
+            "\\section{Model}",
+            "Let $x \\in \\R^n$ and define",
+            "\\begin{equation}",
+            "  f(x) = \\sum_{i=1}^{n} w_i x_i^2 + b, \\qquad 50\\% \\text{ of the mass near } 0.",
+            "\\end{equation}",
+            paragraphs[2],
+            "",
+            "\\subsection{Discussion}",
+            paragraphs[3],
+            "%\\section{Unused appendix}",
+            "% This section was removed before submission.",
+            "",
+            "\\bibliographystyle{plain}",
+            "\\begin{thebibliography}{9}",
+            "\\bibitem{a} A. Author. \\emph{An earlier paper}. 2001.",
+            "\\end{thebibliography}",
+            "\\end{document}",
+            "",
+        ]
+    )
 
 
 def tar_gz(members: dict[str, bytes]) -> bytes:
@@ -365,11 +450,16 @@ def write_arxiv(directory: Path) -> None:
     ]
     for paper_id, title, topic in papers[:2]:
         main = latex_paper(title, topic, paper_id).encode()
-        members = {"main.tex": main, "macros.sty": b"\\ProvidesPackage{macros}\n",
-                   "figures/plot.pdf": b"%PDF-1.4\n%sample\n"}
+        members = {
+            "main.tex": main,
+            "macros.sty": b"\\ProvidesPackage{macros}\n",
+            "figures/plot.pdf": b"%PDF-1.4\n%sample\n",
+        }
         (directory / f"{paper_id}.tar.gz").write_bytes(tar_gz(members))
     paper_id, title, topic = papers[2]
-    (directory / f"{paper_id}.gz").write_bytes(gzip_bytes(latex_paper(title, topic, paper_id).encode()))
+    (directory / f"{paper_id}.gz").write_bytes(
+        gzip_bytes(latex_paper(title, topic, paper_id).encode())
+    )
 
 
 # -- StackExchange ------------------------------------------------------------------------------
@@ -378,25 +468,61 @@ def write_stackexchange(directory: Path) -> None:
     post_id = 1
     for q_index, (title, body, answers) in enumerate(texts.STACKEXCHANGE_THREADS):
         question_id = post_id
-        rows.append({"Id": question_id, "PostTypeId": 1, "AcceptedAnswerId": question_id + 1,
-                     "CreationDate": f"2015-03-{q_index + 1:02d}T12:00:00.000",
-                     "Score": 5 + q_index, "ViewCount": 100 * (q_index + 1), "Body": body,
-                     "OwnerUserId": 10 + q_index, "Title": title,
-                     "Tags": "<sample><questions>", "AnswerCount": len(answers),
-                     "CommentCount": 0, "ContentLicense": "CC BY-SA 3.0"})
+        rows.append(
+            {
+                "Id": question_id,
+                "PostTypeId": 1,
+                "AcceptedAnswerId": question_id + 1,
+                "CreationDate": f"2015-03-{q_index + 1:02d}T12:00:00.000",
+                "Score": 5 + q_index,
+                "ViewCount": 100 * (q_index + 1),
+                "Body": body,
+                "OwnerUserId": 10 + q_index,
+                "Title": title,
+                "Tags": "<sample><questions>",
+                "AnswerCount": len(answers),
+                "CommentCount": 0,
+                "ContentLicense": "CC BY-SA 3.0",
+            }
+        )
         post_id += 1
         for a_index, (score, answer) in enumerate(answers):
-            rows.append({"Id": post_id, "PostTypeId": 2, "ParentId": question_id,
-                         "CreationDate": f"2015-03-{q_index + 1:02d}T13:{a_index:02d}:00.000",
-                         "Score": score, "Body": answer, "OwnerUserId": 50 + a_index,
-                         "CommentCount": 0, "ContentLicense": "CC BY-SA 3.0"})
+            rows.append(
+                {
+                    "Id": post_id,
+                    "PostTypeId": 2,
+                    "ParentId": question_id,
+                    "CreationDate": f"2015-03-{q_index + 1:02d}T13:{a_index:02d}:00.000",
+                    "Score": score,
+                    "Body": answer,
+                    "OwnerUserId": 50 + a_index,
+                    "CommentCount": 0,
+                    "ContentLicense": "CC BY-SA 3.0",
+                }
+            )
             post_id += 1
     # A tag wiki excerpt (not Q&A) and an answer whose question is not in this dump.
-    rows.append({"Id": post_id, "PostTypeId": 4, "CreationDate": "2015-04-01T00:00:00.000",
-                 "Score": 0, "Body": "<p>Questions about baking.</p>", "CommentCount": 0})
-    rows.append({"Id": post_id + 1, "PostTypeId": 2, "ParentId": texts.ORPHAN_ANSWER_PARENT,
-                 "CreationDate": "2015-04-02T00:00:00.000", "Score": 1,
-                 "Body": "<p>This answer lost its question.</p>", "CommentCount": 0})
+    rows.append(
+        {
+            "Id": post_id,
+            "PostTypeId": 4,
+            "CreationDate": "2015-04-01T00:00:00.000",
+            "Score": 0,
+            "Body": "<p>Questions about baking.</p>",
+            "CommentCount": 0,
+        }
+    )
+    rows.append(
+        {
+            "Id": post_id + 1,
+            "PostTypeId": 2,
+            "ParentId": texts.ORPHAN_ANSWER_PARENT,
+            "CreationDate": "2015-04-02T00:00:00.000",
+            "Score": 1,
+            "Body": "<p>This answer lost its question.</p>",
+            "CommentCount": 0,
+        }
+    )
     lines = ['<?xml version="1.0" encoding="utf-8"?>', "<posts>"]
     for row in rows:
         attributes = " ".join(f"{k}={quoteattr(str(v))}" for k, v in row.items())

@@ -211,13 +211,19 @@ STACKEXCHANGE_THREADS = [
         "<p>My loaves rise well on the counter but <em>collapse</em> as soon as they go into the "
         "oven. I use a standard white flour and instant yeast. What am I doing wrong?</p>",
         [
-            (12, "<p>This is almost always <strong>over-proofing</strong>. The gluten network is "
-                 "stretched to its limit before baking, so the extra expansion in the oven breaks "
-                 "it. Shorten the final rise, or do it in a cooler place, and press the dough "
-                 "gently: if the dent springs back slowly, it is ready.</p>"),
-            (3, "<p>Check your oven temperature with a separate thermometer. An oven that runs "
+            (
+                12,
+                "<p>This is almost always <strong>over-proofing</strong>. The gluten network is "
+                "stretched to its limit before baking, so the extra expansion in the oven breaks "
+                "it. Shorten the final rise, or do it in a cooler place, and press the dough "
+                "gently: if the dent springs back slowly, it is ready.</p>",
+            ),
+            (
+                3,
+                "<p>Check your oven temperature with a separate thermometer. An oven that runs "
                 "cold sets the crust too late, and the loaf sags before the structure is "
-                "fixed.</p>"),
+                "fixed.</p>",
+            ),
         ],
     ),
     (
@@ -225,37 +231,55 @@ STACKEXCHANGE_THREADS = [
         "<p>I have a large log file and want to process it one line at a time without loading "
         "it all into memory. What is the idiomatic way?</p>",
         [
-            (25, "<p>Iterate over the file object. It reads lazily, one line at a time:</p>"
-                 "<pre><code>with open('app.log', encoding='utf-8') as fh:\n    for line in fh:\n"
-                 "        handle(line.rstrip('\\n'))\n</code></pre><p>The <code>with</code> block "
-                 "closes the file even if an exception is raised.</p>"),
-            (4, "<p>If you need the line numbers too, wrap the file in "
-                "<code>enumerate(fh, start=1)</code>.</p>"),
-            (-1, "<p>Use <code>fh.readlines()</code>.</p><p>It is simple and fast enough for most "
-                 "files, although it does read the whole file into memory at once.</p>"),
+            (
+                25,
+                "<p>Iterate over the file object. It reads lazily, one line at a time:</p>"
+                "<pre><code>with open('app.log', encoding='utf-8') as fh:\n    for line in fh:\n"
+                "        handle(line.rstrip('\\n'))\n</code></pre><p>The <code>with</code> block "
+                "closes the file even if an exception is raised.</p>",
+            ),
+            (
+                4,
+                "<p>If you need the line numbers too, wrap the file in "
+                "<code>enumerate(fh, start=1)</code>.</p>",
+            ),
+            (
+                -1,
+                "<p>Use <code>fh.readlines()</code>.</p><p>It is simple and fast enough for most "
+                "files, although it does read the whole file into memory at once.</p>",
+            ),
         ],
     ),
     (
         "What is the difference between a process and a thread?",
         "<p>Both seem to run code concurrently. When should I use one rather than the other?</p>",
         [
-            (18, "<p>A process has its own address space; threads inside one process share "
-                 "memory. Sharing makes communication between threads cheap but forces you to "
-                 "protect shared data with locks. Processes are isolated, so a crash in one does "
-                 "not corrupt the others, but passing data between them costs more.</p>"),
+            (
+                18,
+                "<p>A process has its own address space; threads inside one process share "
+                "memory. Sharing makes communication between threads cheap but forces you to "
+                "protect shared data with locks. Processes are isolated, so a crash in one does "
+                "not corrupt the others, but passing data between them costs more.</p>",
+            ),
         ],
     ),
     (
         "Why is the sky blue?",
         "<p>I have read that it has to do with scattering, but why blue and not violet?</p>",
         [
-            (30, "<p>Air molecules scatter short wavelengths much more strongly than long ones, "
-                 "so blue and violet light is redirected across the whole sky. The Sun emits "
-                 "less violet than blue, some violet is absorbed high in the atmosphere, and our "
-                 "eyes are less sensitive to it, so the mixture we see looks blue.</p>"),
-            (2, "<p>At sunset the light travels through much more air, so most of the blue is "
+            (
+                30,
+                "<p>Air molecules scatter short wavelengths much more strongly than long ones, "
+                "so blue and violet light is redirected across the whole sky. The Sun emits "
+                "less violet than blue, some violet is absorbed high in the atmosphere, and our "
+                "eyes are less sensitive to it, so the mixture we see looks blue.</p>",
+            ),
+            (
+                2,
+                "<p>At sunset the light travels through much more air, so most of the blue is "
                 "scattered away before it reaches you and the remaining light looks red and "
-                "orange.</p>"),
+                "orange.</p>",
+            ),
         ],
     ),
     (
@@ -263,10 +287,13 @@ STACKEXCHANGE_THREADS = [
         "<p>My tomato plants are in large pots on a sunny balcony. Some fruits split and others "
         "have dark patches at the bottom.</p>",
         [
-            (9, "<p>Both symptoms point to irregular watering. In pots, water deeply every day "
+            (
+                9,
+                "<p>Both symptoms point to irregular watering. In pots, water deeply every day "
                 "in hot weather, ideally in the morning, so that the soil never dries out "
                 "completely. A layer of mulch on top of the pot helps keep the moisture "
-                "even.</p>"),
+                "even.</p>",
+            ),
         ],
     ),
     (
@@ -274,11 +301,17 @@ STACKEXCHANGE_THREADS = [
         "<p>I added a build folder to <code>.gitignore</code>, but git still shows changes to "
         "files inside it.</p>",
         [
-            (40, "<p><code>.gitignore</code> only affects untracked files. Remove the folder from "
-                 "the index while keeping it on disk:</p><pre><code>git rm -r --cached build/\n"
-                 "git commit -m \"Stop tracking build output\"\n</code></pre>"),
-            (5, "<p>Note that the files stay in the history. If they contain secrets, rotate "
-                "the secrets; removing them from old commits requires rewriting history.</p>"),
+            (
+                40,
+                "<p><code>.gitignore</code> only affects untracked files. Remove the folder from "
+                "the index while keeping it on disk:</p><pre><code>git rm -r --cached build/\n"
+                'git commit -m "Stop tracking build output"\n</code></pre>',
+            ),
+            (
+                5,
+                "<p>Note that the files stay in the history. If they contain secrets, rotate "
+                "the secrets; removing them from old commits requires rewriting history.</p>",
+            ),
         ],
     ),
     (
@@ -286,22 +319,31 @@ STACKEXCHANGE_THREADS = [
         "<p>I want to buy my first telescope. Shops advertise 600x magnification. Is that the "
         "number to compare?</p>",
         [
-            (22, "<p>No. The aperture, the diameter of the main lens or mirror, decides how much "
-                 "light the telescope gathers and how much detail it can resolve. Useful "
-                 "magnification is limited to roughly twice the aperture in millimetres, and "
-                 "the air above you usually limits it further.</p>"),
+            (
+                22,
+                "<p>No. The aperture, the diameter of the main lens or mirror, decides how much "
+                "light the telescope gathers and how much detail it can resolve. Useful "
+                "magnification is limited to roughly twice the aperture in millimetres, and "
+                "the air above you usually limits it further.</p>",
+            ),
         ],
     ),
     (
         "Why do my unit tests pass locally but fail in CI?",
         "<p>The same test suite passes on my laptop and fails on the build server.</p>",
         [
-            (15, "<p>Common causes: tests that depend on the order they run in, on the current "
-                 "time or time zone, on files left over from earlier runs, or on software you "
-                 "installed by hand. Run the suite from a fresh clone in a clean environment to "
-                 "reproduce what CI sees.</p>"),
-            (6, "<p>Also compare versions: pin your dependencies so that both machines install "
-                "the same ones.</p>"),
+            (
+                15,
+                "<p>Common causes: tests that depend on the order they run in, on the current "
+                "time or time zone, on files left over from earlier runs, or on software you "
+                "installed by hand. Run the suite from a fresh clone in a clean environment to "
+                "reproduce what CI sees.</p>",
+            ),
+            (
+                6,
+                "<p>Also compare versions: pin your dependencies so that both machines install "
+                "the same ones.</p>",
+            ),
         ],
     ),
 ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import time
 import uuid
 from collections.abc import Sequence
@@ -100,12 +101,15 @@ class Stage:
         return f"{self.name}/{source}"
 
 
+_BEAM_STEP_RE = re.compile(r" \[while running '[^']*'\]")
+
+
 def user_error_line(message: str) -> str | None:
     """The message of a UserError raised inside a Beam worker, from the runner's error text."""
     for line in message.splitlines():
         for name in ("InputError: ", "RecipeError: ", "UserError: "):
             if name in line:
-                return line.split(name, 1)[1].strip()
+                return _BEAM_STEP_RE.sub("", line.split(name, 1)[1]).strip()
     return None
 
 
@@ -140,8 +144,9 @@ def run_stage(
         try:
             result = pipeline.run()
             result.wait_until_finish()
-        except UserError:
-            raise
+        except UserError as exc:
+            # Drop Beam's " [while running '<step>']" suffix: the message names the input.
+            raise type(exc)(_BEAM_STEP_RE.sub("", str(exc))) from None
         except Exception as exc:
             # Runners that run workers out of process report a worker's error as text.
             line = user_error_line(str(exc))

@@ -8,7 +8,11 @@ def test_layout_only_differences_hash_the_same():
 
 
 def test_keep_rule_is_deterministic_whatever_the_order():
-    docs = [{"id": "s/2", "text": "abc"}, {"id": "s/1", "text": "abc"}, {"id": "s/0", "text": "ABC "}]
+    docs = [
+        {"id": "s/2", "text": "abc"},
+        {"id": "s/1", "text": "abc"},
+        {"id": "s/0", "text": "ABC "},
+    ]
     for order in (docs, docs[::-1], docs[1:] + docs[:1]):
         kept, removed = split_duplicates(order)
         assert kept["id"] == "s/0"  # the longest copy, then the smallest id

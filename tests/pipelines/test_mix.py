@@ -2,14 +2,26 @@ import numpy as np
 import pytest
 
 from pipelines.stages.mix import (
-    HISTOGRAM_BINS, boundary, bucket_of, pack, plan_mixture, split_total, take_prefix,
+    HISTOGRAM_BINS,
+    boundary,
+    bucket_of,
+    pack,
+    plan_mixture,
+    split_total,
+    take_prefix,
 )
 from pipelines.stages.tokenizer import BOS_ID, EOS_ID
 
 
 def test_split_total_is_exact_and_proportional():
-    weights = {"a": 67 / 95.5, "b": 15 / 95.5, "c": 4.5 / 95.5, "d": 4.5 / 95.5, "e": 2.5 / 95.5,
-               "f": 2 / 95.5}
+    weights = {
+        "a": 67 / 95.5,
+        "b": 15 / 95.5,
+        "c": 4.5 / 95.5,
+        "d": 4.5 / 95.5,
+        "e": 2.5 / 95.5,
+        "f": 2 / 95.5,
+    }
     for total in (1, 7, 1000, 999_983, 10**12):
         targets = split_total(total, weights)
         assert sum(targets.values()) == total
@@ -19,17 +31,33 @@ def test_split_total_is_exact_and_proportional():
 
 def test_plan_reproduces_the_papers_epochs_column():
     # Table 1: tokens available per source (disk size scaled to tokens) and 1.4T sampled.
-    paper_epochs = {"commoncrawl": 1.10, "c4": 1.06, "github": 0.64, "wikipedia": 2.45,
-                    "books": 2.23, "arxiv": 1.06, "stackexchange": 1.03}
-    weights = {"commoncrawl": 0.67, "c4": 0.15, "github": 0.045, "wikipedia": 0.045,
-               "books": 0.045, "arxiv": 0.025, "stackexchange": 0.02}
+    paper_epochs = {
+        "commoncrawl": 1.10,
+        "c4": 1.06,
+        "github": 0.64,
+        "wikipedia": 2.45,
+        "books": 2.23,
+        "arxiv": 1.06,
+        "stackexchange": 1.03,
+    }
+    weights = {
+        "commoncrawl": 0.67,
+        "c4": 0.15,
+        "github": 0.045,
+        "wikipedia": 0.045,
+        "books": 0.045,
+        "arxiv": 0.025,
+        "stackexchange": 0.02,
+    }
     total = 1_400_000_000_000
     available = {k: round(total * weights[k] / e) for k, e in paper_epochs.items()}
     plans = plan_mixture(total, weights, available)
     for name, epochs in paper_epochs.items():
         assert plans[name].epochs == pytest.approx(epochs, abs=1e-6)
-        assert plans[name].full_epochs * plans[name].available_tokens \
-            + plans[name].remainder_tokens == plans[name].target_tokens
+        assert (
+            plans[name].full_epochs * plans[name].available_tokens + plans[name].remainder_tokens
+            == plans[name].target_tokens
+        )
 
 
 def test_boundary_finds_the_bucket_where_the_budget_runs_out():
@@ -45,15 +73,20 @@ def test_take_prefix_spends_the_budget_exactly():
     docs = [(0.3, "b", np.arange(10)), (0.1, "a", np.arange(5)), (0.7, "c", np.arange(8))]
     out = list(take_prefix(docs, 7 + 12 + 4))  # a (5+2) + b (10+2) + 4 tokens of c
     assert [(doc_id, len(tokens), complete) for doc_id, tokens, complete in out] == [
-        ("a", 5, True), ("b", 10, True), ("c", 3, False)]
+        ("a", 5, True),
+        ("b", 10, True),
+        ("c", 3, False),
+    ]
     spent = sum(len(t) + (2 if complete else 1) for _, t, complete in out)
     assert spent == 23
 
 
 def test_pack_cuts_rows_and_counts_tokens_per_source():
-    instances = [(0.2, 0, "x", np.array([5, 6, 7]), True),
-                 (0.1, 1, "y", np.array([8, 9]), True),
-                 (0.9, 0, "z", np.array([10, 11, 12, 13]), False)]
+    instances = [
+        (0.2, 0, "x", np.array([5, 6, 7]), True),
+        (0.1, 1, "y", np.array([8, 9]), True),
+        (0.9, 0, "z", np.array([10, 11, 12, 13]), False),
+    ]
     rows, per_source, docs = pack(instances, row_tokens=4)
     stream = [BOS_ID, 8, 9, EOS_ID, BOS_ID, 5, 6, 7, EOS_ID, BOS_ID, 10, 11, 12, 13]
     assert rows.tolist() == [stream[0:4], stream[4:8], stream[8:12]]

@@ -15,7 +15,14 @@ def test_shipped_recipes_validate(name):
 
 def test_sample_recipe_has_six_sources_at_the_paper_mixture():
     recipe = load_recipe(RECIPES / "sample.yaml")
-    assert list(recipe.sources) == ["commoncrawl", "c4", "wikipedia", "books", "arxiv", "stackexchange"]
+    assert list(recipe.sources) == [
+        "commoncrawl",
+        "c4",
+        "wikipedia",
+        "books",
+        "arxiv",
+        "stackexchange",
+    ]
     weights = recipe.weights()
     # 67 / 15 / 4.5 / 4.5 / 2.5 / 2 renormalized over 95.5
     assert weights["commoncrawl"] == pytest.approx(67 / 95.5)
@@ -24,15 +31,23 @@ def test_sample_recipe_has_six_sources_at_the_paper_mixture():
 
 def test_paper_recipe_is_table_1():
     weights = load_recipe(RECIPES / "llama-paper.yaml").weights()
-    assert weights == pytest.approx({"commoncrawl": 0.67, "c4": 0.15, "github": 0.045,
-                                     "wikipedia": 0.045, "books": 0.045, "arxiv": 0.025,
-                                     "stackexchange": 0.02})
+    assert weights == pytest.approx(
+        {
+            "commoncrawl": 0.67,
+            "c4": 0.15,
+            "github": 0.045,
+            "wikipedia": 0.045,
+            "books": 0.045,
+            "arxiv": 0.025,
+            "stackexchange": 0.02,
+        }
+    )
 
 
 def test_relative_paths_resolve_against_the_recipe_folder():
     recipe = load_recipe(RECIPES / "sample.yaml")
     assert recipe.workdir == str((RECIPES / ".." / "build" / "sample").resolve())
-    assert recipe.sources["c4"].inputs == [str((RECIPES.parent / "samples/c4/*.json.gz"))]
+    assert recipe.sources["c4"].inputs == [str(RECIPES.parent / "samples/c4/*.json.gz")]
     remote = load_recipe(RECIPES / "llama.yaml")
     assert remote.workdir.startswith("gs://")
     assert remote.sources["commoncrawl"].inputs[0].startswith("s3://commoncrawl/")

@@ -94,19 +94,34 @@ def test_missing_file_is_one_clear_error(tmp_path):
 
 
 def test_mediawiki_sample_cleans_wikitext():
-    docs, rejects = read("mediawiki", SAMPLES / "wikipedia" / "enwiki-20200101-pages-articles-sample.xml.bz2")
+    docs, rejects = read(
+        "mediawiki", SAMPLES / "wikipedia" / "enwiki-20200101-pages-articles-sample.xml.bz2"
+    )
     assert len(docs) == 16  # 8 topics x 2 articles; the talk page is not an article
     assert sorted(r.reason for r in rejects) == ["extract:redirect"] * 2
     bread = next(d for d in docs if d["title"] == "Bread")
     text = bread["text"]
-    for markup in ("{{", "}}", "[[", "]]", "<ref", "Category:", "File:", "'''", "wikitable", "<!--"):
+    for markup in (
+        "{{",
+        "}}",
+        "[[",
+        "]]",
+        "<ref",
+        "Category:",
+        "File:",
+        "'''",
+        "wikitable",
+        "<!--",
+    ):
         assert markup not in text, markup
     assert text.startswith("Bread is a sample article.")
     assert bread["url"] == "https://en.wikipedia.org/wiki/Bread"
 
 
 def test_mediawiki_other_language_uses_its_namespace_names():
-    docs, _ = read("mediawiki", SAMPLES / "wikipedia" / "dewiki-20200101-pages-articles-sample.xml.bz2")
+    docs, _ = read(
+        "mediawiki", SAMPLES / "wikipedia" / "dewiki-20200101-pages-articles-sample.xml.bz2"
+    )
     assert len(docs) == 5
     assert all("Datei:" not in d["text"] and "Kategorie:" not in d["text"] for d in docs)
     assert docs[0]["url"].startswith("https://de.wikipedia.org/wiki/")
@@ -136,18 +151,28 @@ def test_arxiv_keeps_sections_drops_preamble_comments_bibliography():
 
 
 def test_stackexchange_threads_answers_sorted_by_score():
-    docs, rejects = read("stackexchange", SAMPLES / "stackexchange" / "sample.stackexchange.com" / "Posts.xml")
+    docs, rejects = read(
+        "stackexchange", SAMPLES / "stackexchange" / "sample.stackexchange.com" / "Posts.xml"
+    )
     assert len(docs) == 8
-    assert sorted(r.reason for r in rejects) == ["extract:answers_without_question",
-                                                 "extract:not_question_or_answer"]
+    assert sorted(r.reason for r in rejects) == [
+        "extract:answers_without_question",
+        "extract:not_question_or_answer",
+    ]
     thread = next(d for d in docs if d["title"].startswith("How do I read a file"))
     text = thread["text"]
     assert "<p>" not in text and "<code>" not in text
-    assert text.index("Iterate over the file") < text.index("line numbers") < text.index("readlines")
-    assert thread["url"] == "https://sample.stackexchange.com/questions/" + thread["url"].rsplit("/", 1)[1]
+    assert (
+        text.index("Iterate over the file") < text.index("line numbers") < text.index("readlines")
+    )
+    assert (
+        thread["url"]
+        == "https://sample.stackexchange.com/questions/" + thread["url"].rsplit("/", 1)[1]
+    )
 
 
 # -- real public files ---------------------------------------------------------------------------
+
 
 def test_real_wet(shared_fixtures):
     docs, _ = read("wet", shared_fixtures / "commoncrawl" / "whirlwind.warc.wet.gz")
@@ -157,7 +182,9 @@ def test_real_wet(shared_fixtures):
 
 
 def test_real_warc(shared_fixtures):
-    docs, rejects = read("warc", shared_fixtures / "commoncrawl" / "resiliparse-CC-MAIN-2020-34-excerpt.warc.gz")
+    docs, rejects = read(
+        "warc", shared_fixtures / "commoncrawl" / "resiliparse-CC-MAIN-2020-34-excerpt.warc.gz"
+    )
     assert len(docs) + len(rejects) == 16
     assert sum(1 for d in docs if len(d["text"]) > 200) >= 10
 
@@ -201,7 +228,9 @@ def test_real_arxiv(shared_fixtures):
 
 
 def test_real_stackexchange(shared_fixtures):
-    docs, rejects = read("stackexchange", shared_fixtures / "stackexchange" / "coffee.stackexchange.com-Posts.xml")
+    docs, rejects = read(
+        "stackexchange", shared_fixtures / "stackexchange" / "coffee.stackexchange.com-Posts.xml"
+    )
     assert len(docs) == 225  # every question, its answers folded in
     assert sum(1 for r in rejects if r.reason == "extract:not_question_or_answer") == 40
     assert all("<p>" not in d["text"] for d in docs)

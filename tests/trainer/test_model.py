@@ -2,12 +2,16 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from trainer.config import TrainSettings
 from trainer.model import CONFIGS, Llama, ModelArgs, RMSNorm, count_parameters, model_args
 from trainer.train import learning_rate
-from trainer.config import TrainSettings
 
-PAPER_PARAMETERS = {"7B": 6_738_415_616, "13B": 13_015_864_320, "33B": 32_528_943_616,
-                    "65B": 65_285_660_672}
+PAPER_PARAMETERS = {
+    "7B": 6_738_415_616,
+    "13B": 13_015_864_320,
+    "33B": 32_528_943_616,
+    "65B": 65_285_660_672,
+}
 
 
 @pytest.mark.parametrize("name", PAPER_PARAMETERS)

@@ -1,0 +1,156 @@
+"""The whole recipe through Prefect (a real local API server) and Beam, then training."""
+
+import gzip
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from pipelines.recipe import STAGES, load_recipe
+from tests.conftest import write_recipe
+
+pytestmark = [pytest.mark.integration, pytest.mark.e2e]
+
+
+@pytest.fixture(scope="module")
+def prefect_api():
+    from prefect.settings import PREFECT_API_URL
+    from prefect.testing.utilities import prefect_test_harness
+
+    import flows  # noqa: F401  (sets the start-up timeout before Prefect is imported)
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield PREFECT_API_URL.value()
+
+
+def statuses(state):
+    return {(r["stage"], r["source"]): r["status"] for r in state.result()}
+
+
+def run_cli(*args, api_url=None):
+    env = {**os.environ}
+    if api_url:
+        env["PREFECT_API_URL"] = api_url
+    return subprocess.run(
+        [sys.executable, "-m", "flows.cli", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
+
+
+def test_build_through_prefect_then_train(prefect_api, tmp_path, lid_model_path):
+    from flows.build import build
+    from trainer.config import TrainSettings
+    from trainer.train import train
+
+    path = write_recipe(tmp_path)
+    state = build(recipe_path=str(path), return_state=True)
+    assert state.is_completed(), state.message
+    first = statuses(state)
+    assert set(first.values()) == {"ran"}
+    assert {stage for stage, _ in first} == set(STAGES)
+
+    recipe = load_recipe(path)
+    # The shards train a model whose loss falls.
+    history = train(
+        os.path.join(recipe.workdir, "mix", "_all"),
+        recipe.tokenizer.vocab_size,
+        TrainSettings(max_steps=25, warmup_steps=5, lr=3e-3, batch_size=8),
+        str(tmp_path / "ckpt"),
+    )
+    assert history[-1]["loss"] < history[0]["loss"] - 1.0
+    assert os.path.exists(tmp_path / "ckpt" / "checkpoint.pt")
+
+    # A second build skips everything.
+    again = build(recipe_path=str(path), return_state=True)
+    assert set(statuses(again).values()) == {"skipped"}
+
+    # --force --stages dedup reruns dedup and what follows it, nothing before.
+    forced = statuses(build(recipe_path=str(path), stages=["dedup"], force=True, return_state=True))
+    for (stage, _), status in forced.items():
+        expected = "ran" if STAGES.index(stage) >= STAGES.index("dedup") else None
+        assert status == expected, (stage, status)
+    assert {stage for stage, _ in forced} == set(STAGES[STAGES.index("dedup") :])
+
+
+def test_status_and_train_commands(prefect_api, tmp_path, lid_model_path):
+    path = write_recipe(
+        tmp_path,
+        train={
+            "model": "tiny",
+            "batch_size": 8,
+            "lr": 0.003,
+            "warmup_steps": 5,
+            "max_steps": 15,
+            "log_every": 5,
+        },
+    )
+    built = run_cli("build", str(path), api_url=prefect_api)
+    assert built.returncode == 0, built.stderr[-3000:]
+    assert "documents per stage and source" in built.stdout
+    assert re.search(r"commoncrawl\s+│\s+54\s+│\s+54\s+│\s+0", built.stdout)
+    assert "actual %" in built.stdout
+    status = run_cli("status", str(path))
+    assert status.returncode == 0
+    assert re.search(
+        r"dedup\s+│\s+commoncrawl\s+│\s+42\s+│\s+36\s+│\s+6\s+│ exact 6", status.stdout
+    )
+    trained = run_cli("train", str(path))
+    assert trained.returncode == 0, trained.stderr[-3000:]
+    first, last = map(
+        float,
+        re.search(r"loss: first step ([\d.]+) -> last step ([\d.]+)", trained.stdout).groups(),
+    )
+    assert last < first
+
+
+def assert_one_line_error(result, *needles):
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr + result.stdout
+    error_lines = [
+        line for line in result.stderr.splitlines() if line.startswith("llama-recipe: error:")
+    ]
+    assert len(error_lines) == 1, result.stderr[-2000:]
+    for needle in needles:
+        assert needle in error_lines[0]
+
+
+def test_typo_in_recipe_is_one_line(tmp_path):
+    path = write_recipe(tmp_path)
+    data = yaml.safe_load(path.read_text())
+    data["mixture"]["sed"] = data["mixture"].pop("seed")
+    path.write_text(yaml.safe_dump(data))
+    assert_one_line_error(run_cli("build", str(path)), str(path), "mixture.sed: unknown key")
+
+
+def test_missing_input_is_one_line(tmp_path):
+    path = write_recipe(tmp_path)
+    data = yaml.safe_load(path.read_text())
+    data["sources"]["c4"]["inputs"] = [str(tmp_path / "missing" / "c4-*.json.gz")]
+    path.write_text(yaml.safe_dump(data))
+    assert_one_line_error(
+        run_cli("build", str(path)),
+        "sources.c4.inputs[0]",
+        "no file matches",
+        "missing/c4-*.json.gz",
+    )
+
+
+def test_corrupt_gzip_is_one_line(prefect_api, tmp_path, lid_model_path):
+    bad = tmp_path / "in" / "c4-bad.json.gz"
+    bad.parent.mkdir()
+    good = gzip.compress(b'{"text": "fine", "url": "u"}\n' * 50)
+    bad.write_bytes(good[: len(good) // 2])  # truncated mid-stream
+    path = write_recipe(tmp_path)
+    data = yaml.safe_load(path.read_text())
+    data["sources"]["c4"]["inputs"] = [str(bad)]
+    path.write_text(yaml.safe_dump(data))
+    result = run_cli(
+        "build", str(path), "--stages", "extract", "--sources", "c4", api_url=prefect_api
+    )
+    assert_one_line_error(result, str(bad), "corrupt or truncated gzip")
