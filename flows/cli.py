@@ -124,8 +124,14 @@ class _HideUserErrorTracebacks(logging.Filter):
         return not isinstance(error, UserError)
 
 
+def _not_bigquery_notice(record: logging.LogRecord) -> bool:
+    # Beam warns at import that BigQuery's client libraries are missing; nothing here uses them.
+    return not str(record.msg).startswith("apitools not found")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     logging.getLogger("apache_beam.runners.common").addFilter(_HideUserErrorTracebacks())
+    logging.getLogger().addFilter(_not_bigquery_notice)
     parser = _parser()
     args, unknown = parser.parse_known_args(argv)
     if unknown and args.command != "build":

@@ -78,7 +78,7 @@ def test_build_through_prefect_then_train(prefect_api, tmp_path, lid_model_path)
     assert {stage for stage, _ in forced} == set(STAGES[STAGES.index("dedup") :])
 
 
-def test_status_and_train_commands(prefect_api, tmp_path, lid_model_path):
+def test_status_and_train_commands(tmp_path, lid_model_path):
     path = write_recipe(
         tmp_path,
         train={
@@ -90,7 +90,7 @@ def test_status_and_train_commands(prefect_api, tmp_path, lid_model_path):
             "log_every": 5,
         },
     )
-    built = run_cli("build", str(path), api_url=prefect_api)
+    built = run_cli("build", str(path))  # no PREFECT_API_URL: Prefect's ephemeral mode
     assert built.returncode == 0, built.stderr[-3000:]
     assert "documents per stage and source" in built.stdout
     assert re.search(r"commoncrawl\s+│\s+54\s+│\s+54\s+│\s+0", built.stdout)
