@@ -73,7 +73,7 @@ class CountChars(beam.DoFn):
         self.namespace = namespace
 
     def setup(self) -> None:
-        self.chars = beam.metrics.Metrics.counter(self.namespace, "text_chars")
+        self.chars = beam.metrics.Metrics.counter(self.namespace, "kept_text_chars")
 
     def process(self, element: pa.Table | dict) -> Iterator[pa.Table | dict]:
         if isinstance(element, dict):

@@ -106,7 +106,7 @@ def train(
             }
             history.append(record)
             metrics_file.write(json.dumps(record) + "\n")
-            if (step + 1) % settings.log_every == 0 or step == settings.max_steps - 1:
+            if step == 0 or (step + 1) % settings.log_every == 0 or step == settings.max_steps - 1:
                 log(record)
     checkpoint = {
         "model": model.state_dict(),

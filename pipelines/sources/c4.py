@@ -3,26 +3,24 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from pipelines.document import make_document
-from pipelines.sources.base import Record, Rejected, register
-from pipelines.sources.jsonl import json_objects, text_field
+from pipelines.sources.base import Record, register
+from pipelines.sources.jsonl import read_json_lines, text_field
 
 
 @register("c4")
 def read_c4(path: str, source: str, fh: BinaryIO) -> Iterator[Record]:
-    for item in json_objects(path, source, fh):
-        if isinstance(item, Rejected):
-            yield item
-            continue
-        origin, obj = item
+    def to_document(origin: str, obj: dict[str, Any]) -> Record:
         url = obj.get("url")
         # The URL identifies a C4 page; fall back to the line for files without one.
-        yield make_document(
+        return make_document(
             source,
             url or origin,
             text_field(obj),
             url=url,
             timestamp=obj.get("timestamp") or obj.get("date"),
         )
+
+    return read_json_lines(path, source, fh, to_document)

@@ -4,24 +4,22 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from pipelines.document import make_document
-from pipelines.sources.base import Record, Rejected, register
-from pipelines.sources.jsonl import json_objects, text_field
+from pipelines.sources.base import Record, register
+from pipelines.sources.jsonl import read_json_lines, text_field
 
 
 @register("github")
 def read_github(path: str, source: str, fh: BinaryIO) -> Iterator[Record]:
-    for item in json_objects(path, source, fh):
-        if isinstance(item, Rejected):
-            yield item
-            continue
-        origin, obj = item
+    def to_document(origin: str, obj: dict[str, Any]) -> Record:
         repo, file_path = obj.get("repo_name"), obj.get("path")
         if repo and file_path:
             origin = f"{repo}/{file_path}"
         meta = {k: obj[k] for k in ("repo_name", "path", "license") if obj.get(k)}
-        yield make_document(
+        return make_document(
             source, origin, text_field(obj, "content"), title=file_path, meta=meta or None
         )
+
+    return read_json_lines(path, source, fh, to_document)

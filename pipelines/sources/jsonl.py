@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, BinaryIO
 
 from pipelines.document import make_document
@@ -30,6 +30,14 @@ def json_objects(
         yield origin, obj
 
 
+def read_json_lines(
+    path: str, source: str, fh: BinaryIO, to_document: Callable[[str, dict[str, Any]], Record]
+) -> Iterator[Record]:
+    """Documents from a JSON Lines file: `to_document(origin, object)` per good line."""
+    for item in json_objects(path, source, fh):
+        yield item if isinstance(item, Rejected) else to_document(*item)
+
+
 def text_field(obj: dict[str, Any], key: str = "text") -> str:
     value = obj.get(key)
     return value if isinstance(value, str) else ""
@@ -37,13 +45,11 @@ def text_field(obj: dict[str, Any], key: str = "text") -> str:
 
 @register("jsonl")
 def read_jsonl(path: str, source: str, fh: BinaryIO) -> Iterator[Record]:
-    for item in json_objects(path, source, fh):
-        if isinstance(item, Rejected):
-            yield item
-            continue
-        origin, obj = item
+    def to_document(origin: str, obj: dict[str, Any]) -> Record:
         # A user-given id is the origin: it stays stable however the files are split.
         if obj.get("id") is not None:
             origin = str(obj["id"])
         meta = obj.get("meta") if isinstance(obj.get("meta"), dict) else None
-        yield make_document(source, origin, text_field(obj), url=obj.get("url"), meta=meta)
+        return make_document(source, origin, text_field(obj), url=obj.get("url"), meta=meta)
+
+    return read_json_lines(path, source, fh, to_document)

@@ -19,7 +19,7 @@ from pipelines import __version__
 from pipelines.beam_io import pipeline_options
 from pipelines.errors import InputError, StageError, UserError
 from pipelines.recipe import Recipe
-from pipelines.store import ALL_SOURCES, StageStore, parquet_rows, reject_reasons
+from pipelines.store import ALL_SOURCES, StageStore, ipc_rows, parquet_rows, reject_reasons
 
 
 @dataclass
@@ -59,13 +59,7 @@ class Stage:
     def upstream_manifests(self, ctx: StageContext, source: str) -> list[dict[str, Any]]:
         if self.upstream is None:
             return []
-        manifest = ctx.store.read_manifest(self.upstream, source)
-        if manifest is None:
-            raise UserError(
-                f"stage {self.name} needs {self.upstream} for source {source!r}, which has not "
-                f"run yet (run `llama-recipe build` with --stages {self.upstream})"
-            )
-        return [manifest]
+        return [require_manifest(ctx, self.upstream, source, self.name)]
 
     def fingerprint(self, ctx: StageContext, source: str) -> str:
         blob = json.dumps(
@@ -81,9 +75,13 @@ class Stage:
     def before_run(self, ctx: StageContext, sources: Sequence[str]) -> None:
         """Work on the driver before the pipeline is built (validation, planning)."""
 
+    # How the kept documents are stored: Parquet, or Arrow IPC for token rows.
+    kept_suffix = ".parquet"
+
     def summarize(self, ctx: StageContext, source: str, metrics: dict[str, int]) -> dict[str, Any]:
-        """Counts for the manifest; per-source document stages share this one."""
-        kept = parquet_rows(ctx.store.parts(self.name, source))
+        """Counts for the manifest, checked: kept + rejected must equal the stage's input."""
+        kept_files = ctx.store.parts(self.name, source, self.kept_suffix)
+        kept = ipc_rows(kept_files) if self.kept_suffix == ".arrow" else parquet_rows(kept_files)
         rejected = parquet_rows(ctx.store.rejects(self.name, source))
         upstream = self.upstream_manifests(ctx, source)
         expected = upstream[0]["counts"]["kept"] if upstream else kept + rejected
@@ -94,11 +92,23 @@ class Stage:
         return {
             "counts": {"input": expected, "kept": kept, "rejected": rejected},
             "rejected_by_reason": reject_reasons(ctx.store.rejects(self.name, source)),
-            "kept_text_chars": metrics.get("text_chars", 0),
+            **metrics,  # the stage's Beam counters: kept_text_chars, tokens
         }
 
     def metrics_namespace(self, source: str) -> str:
         return f"{self.name}/{source}"
+
+
+def require_manifest(ctx: StageContext, stage: str, source: str, needed_by: str) -> dict[str, Any]:
+    """The manifest of a finished stage another stage reads; a clear error if it has not run."""
+    manifest = ctx.store.read_manifest(stage, source)
+    if manifest is None:
+        where = "" if source == ALL_SOURCES else f" for source {source!r}"
+        raise UserError(
+            f"stage {needed_by} needs {stage}{where}, which has not run yet "
+            f"(run `llama-recipe build` with --stages {stage})"
+        )
+    return manifest
 
 
 _BEAM_STEP_RE = re.compile(r" \[while running '[^']*'\]")

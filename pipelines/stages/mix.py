@@ -23,9 +23,9 @@ import pyarrow as pa
 from apache_beam.io.filesystems import FileSystems
 
 from pipelines.beam_io import read_arrow_ipc
-from pipelines.errors import StageError
+from pipelines.errors import UserError
 from pipelines.shards import SHARD_GLOB, shard_schema
-from pipelines.stages.base import Stage, StageContext
+from pipelines.stages.base import Stage, StageContext, require_manifest
 from pipelines.stages.tokenizer import BOS_ID, EOS_ID, unit_hash
 from pipelines.store import ALL_SOURCES, match_files
 
@@ -63,7 +63,7 @@ def plan_mixture(
     for name, target in split_total(total_tokens, weights).items():
         have = available[name]
         if have <= 0:
-            raise StageError(f"mix: source {name!r} has no tokens left to sample from")
+            raise UserError(f"mix: source {name!r} has no tokens left to sample from")
         full, remainder = divmod(target, have)
         plans[name] = SourcePlan(name, have, target, full, remainder)
     return plans
@@ -194,21 +194,14 @@ class MixStage(Stage):
         }
 
     def upstream_manifests(self, ctx: StageContext, source: str) -> list[dict[str, Any]]:
-        manifests = []
-        for stage, name in [("train-tokenizer", ALL_SOURCES)] + [
-            ("tokenize", s) for s in ctx.recipe.sources
-        ]:
-            manifest = ctx.store.read_manifest(stage, name)
-            if manifest is None:
-                raise StageError(f"mix needs {stage} for {name!r}; run it first")
-            manifests.append(manifest)
-        return manifests
+        needed = [("train-tokenizer", ALL_SOURCES)] + [("tokenize", s) for s in ctx.recipe.sources]
+        return [require_manifest(ctx, stage, name, self.name) for stage, name in needed]
 
     def plans(self, ctx: StageContext) -> dict[str, SourcePlan]:
         available = {}
         for name in ctx.recipe.sources:
             manifest = ctx.store.read_manifest("tokenize", name) or {}
-            available[name] = manifest["tokens"] + 2 * manifest["counts"]["kept"]
+            available[name] = manifest.get("tokens", 0) + 2 * manifest["counts"]["kept"]
         return plan_mixture(ctx.recipe.mixture.total_tokens, ctx.recipe.weights(), available)
 
     def num_groups(self, ctx: StageContext) -> int:
@@ -348,7 +341,7 @@ class MixStage(Stage):
             "shards": shards,
         }
         if not shards:
-            raise StageError("mix: no shard was written (total_tokens smaller than one row?)")
+            raise UserError("mix: no shard was written (total_tokens smaller than one row?)")
         ctx.store.write_bytes(
             FileSystems.join(ctx.store.dir(self.name), MIXTURE_JSON),
             json.dumps(mixture, indent=2, sort_keys=True).encode(),

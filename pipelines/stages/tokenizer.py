@@ -17,10 +17,10 @@ from apache_beam.io.filesystems import FileSystems
 
 from pipelines.beam_io import write_arrow_ipc
 from pipelines.document import reject_schema, token_dtype, token_schema
-from pipelines.errors import StageError
-from pipelines.stages.base import Stage, StageContext
+from pipelines.errors import UserError
+from pipelines.stages.base import Stage, StageContext, require_manifest
 from pipelines.stages.filtering import read_tables
-from pipelines.store import ALL_SOURCES, ipc_rows, match_files, parquet_rows, reject_reasons
+from pipelines.store import ALL_SOURCES, match_files
 
 TOKENIZER_MODEL = "tokenizer.model"
 UNK_ID, BOS_ID, EOS_ID = 0, 1, 2  # LLaMA's special ids
@@ -55,20 +55,14 @@ class TrainTokenizerStage(Stage):
         }
 
     def upstream_manifests(self, ctx: StageContext, source: str) -> list[dict[str, Any]]:
-        manifests = []
-        for name in ctx.recipe.sources:
-            manifest = ctx.store.read_manifest("dedup", name)
-            if manifest is None:
-                raise StageError(f"train-tokenizer needs dedup for source {name!r}; run it first")
-            manifests.append(manifest)
-        return manifests
+        return [require_manifest(ctx, "dedup", name, self.name) for name in ctx.recipe.sources]
 
     def expand(self, pipeline: beam.Pipeline, ctx: StageContext, source: str) -> None:
         config = ctx.recipe.tokenizer
         seed = ctx.recipe.mixture.seed
         branches = []
         for name, weight in ctx.recipe.weights().items():
-            available = ctx.store.read_manifest("dedup", name)["kept_text_chars"]
+            available = ctx.store.read_manifest("dedup", name).get("kept_text_chars", 0)
             rate = min(1.0, weight * config.sample_chars / max(available, 1))
             branches.append(
                 read_tables(pipeline, ctx, "dedup", name, columns=["id", "text"])
@@ -99,7 +93,7 @@ class TrainTokenizerStage(Stage):
                 local_inputs.append(local)
             sample_bytes = sum(os.path.getsize(p) for p in local_inputs)
             if sample_bytes == 0:
-                raise StageError(
+                raise UserError(
                     "train-tokenizer: the sample is empty (every document was dropped?)"
                 )
             prefix = os.path.join(tmp, "tokenizer")
@@ -127,7 +121,7 @@ class TrainTokenizerStage(Stage):
                     minloglevel=2,
                 )
             except RuntimeError as exc:
-                raise StageError(f"train-tokenizer: SentencePiece failed: {exc}") from None
+                raise UserError(f"train-tokenizer: SentencePiece failed: {exc}") from None
             model = open(prefix + ".model", "rb").read()
         ctx.store.write_bytes(FileSystems.join(ctx.store.dir(self.name), TOKENIZER_MODEL), model)
         return {
@@ -184,14 +178,13 @@ class TokenizeFn(beam.DoFn):
 class TokenizeStage(Stage):
     name = "tokenize"
     upstream = "dedup"
+    kept_suffix = ".arrow"
 
     def config(self, ctx: StageContext, source: str) -> Any:
         return {"vocab_size": ctx.recipe.tokenizer.vocab_size}
 
     def inputs_identity(self, ctx: StageContext, source: str) -> Any:
-        tokenizer = ctx.store.read_manifest("train-tokenizer", ALL_SOURCES)
-        if tokenizer is None:
-            raise StageError("tokenize needs train-tokenizer; run it first")
+        tokenizer = require_manifest(ctx, "train-tokenizer", ALL_SOURCES, self.name)
         return [*super().inputs_identity(ctx, source), tokenizer["run_id"]]
 
     def expand(self, pipeline: beam.Pipeline, ctx: StageContext, source: str) -> None:
@@ -208,17 +201,3 @@ class TokenizeStage(Stage):
             reject_schema("tokenize"),
             file_name_suffix=".parquet",
         )
-
-    def summarize(self, ctx: StageContext, source: str, metrics: dict[str, int]) -> dict[str, Any]:
-        kept = ipc_rows(ctx.store.parts(self.name, source, ".arrow"))
-        rejected = parquet_rows(ctx.store.rejects(self.name, source))
-        expected = self.upstream_manifests(ctx, source)[0]["counts"]["kept"]
-        if kept + rejected != expected:
-            raise StageError(
-                f"tokenize/{source}: kept {kept} + rejected {rejected} != input {expected}"
-            )
-        return {
-            "counts": {"input": expected, "kept": kept, "rejected": rejected},
-            "rejected_by_reason": reject_reasons(ctx.store.rejects(self.name, source)),
-            "tokens": metrics.get("tokens", 0),
-        }

@@ -235,3 +235,29 @@ def test_real_stackexchange(shared_fixtures):
     assert sum(1 for r in rejects if r.reason == "extract:not_question_or_answer") == 40
     assert all("<p>" not in d["text"] for d in docs)
     assert docs[0]["url"].startswith("https://coffee.stackexchange.com/questions/")
+
+
+def test_jsonl_uses_the_given_id_url_and_meta(tmp_path):
+    path = tmp_path / "mine.jsonl"
+    path.write_text(
+        '{"text": "hello there", "id": "doc-1", "url": "https://x.org", "meta": {"k": 1}}\n'
+        '{"text": "no id here"}\n\n'
+    )
+    docs, rejects = read("jsonl", path)
+    assert not rejects and [d["text"] for d in docs] == ["hello there", "no id here"]
+    assert docs[0]["url"] == "https://x.org" and json.loads(docs[0]["meta"]) == {"k": 1}
+    again, _ = read("jsonl", path)
+    assert docs[0]["id"] == again[0]["id"] != docs[1]["id"]
+    renamed = tmp_path / "renamed.jsonl"
+    renamed.write_text(path.read_text())
+    # A given id survives renaming the file; a line position does not claim to.
+    assert read("jsonl", renamed)[0][0]["id"] == docs[0]["id"]
+
+
+def test_github_rows_become_files_with_repo_and_licence(tmp_path):
+    path = tmp_path / "contents-000.json.gz"
+    rows = [{"repo_name": "o/r", "path": "src/a.py", "license": "mit", "content": "print(1)\n"}]
+    path.write_bytes(gzip.compress("".join(json.dumps(r) + "\n" for r in rows).encode()))
+    (doc,), _ = read("github", path)
+    assert doc["text"] == "print(1)\n" and doc["title"] == "src/a.py"
+    assert json.loads(doc["meta"]) == {"repo_name": "o/r", "path": "src/a.py", "license": "mit"}
