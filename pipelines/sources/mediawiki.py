@@ -13,6 +13,7 @@ from xml.etree.ElementTree import Element
 
 import mwparserfromhell
 from defusedxml.ElementTree import iterparse
+from mwparserfromhell.nodes import Node, Tag, Wikilink
 
 from pipelines.document import make_document
 from pipelines.sources.base import Record, Rejected, register
@@ -21,6 +22,7 @@ from pipelines.sources.base import Record, Rejected, register
 # matched through the dump's namespace list; these are the English and canonical ones).
 _DEFAULT_NON_TEXT_PREFIXES = ("file", "image", "category", "media")
 _TABLE_RE = re.compile(r"\{\|.*?\|\}", re.DOTALL)
+_COMMENT_RE = re.compile(r"<!--.*?(?:-->|$)", re.DOTALL)
 # References are removed before parsing: inside some templates the parser leaves them as text.
 _REF_RE = re.compile(r"<ref[^>]*/>|<ref(?:\s[^>]*)?>.*?</ref\s*>", re.DOTALL | re.IGNORECASE)
 _BLANK_LINES_RE = re.compile(r"\n{3,}")
@@ -37,25 +39,35 @@ def _child_text(elem: Element, name: str) -> str | None:
     return None
 
 
+_DROPPED_TAGS = frozenset({"ref", "references", "gallery", "math", "table", "timeline", "score"})
+
+
+def _is_boilerplate(node: Node, non_text_prefixes: tuple[str, ...]) -> bool:
+    if isinstance(node, Wikilink):
+        target = str(node.title).strip().lstrip(":").split(":", 1)
+        return len(target) == 2 and target[0].strip().lower() in non_text_prefixes
+    if isinstance(node, Tag):
+        return str(node.tag).strip().lower() in _DROPPED_TAGS
+    return False
+
+
 def wikitext_to_text(
     wikitext: str, non_text_prefixes: tuple[str, ...] = _DEFAULT_NON_TEXT_PREFIXES
 ) -> str:
     """Plain text of a wikitext page, as the paper describes its Wikipedia cleaning."""
-    code = mwparserfromhell.parse(_REF_RE.sub("", _TABLE_RE.sub("", wikitext)))
-    for link in code.filter_wikilinks(recursive=True):
-        target = str(link.title).strip().lstrip(":").split(":", 1)
-        if len(target) == 2 and target[0].strip().lower() in non_text_prefixes:
-            try:
-                code.remove(link)
-            except ValueError:
-                pass
-    for tag in code.filter_tags(recursive=True):
-        if str(tag.tag).lower() in ("ref", "references", "gallery", "math", "table"):
-            try:
-                code.remove(tag)
-            except ValueError:
-                pass
-    text = code.strip_code(normalize=True, collapse=True, keep_template_params=False)
+    # Comments first: editors' notes may mention "<ref>" and would derail the others.
+    cleaned = _REF_RE.sub("", _TABLE_RE.sub("", _COMMENT_RE.sub("", wikitext)))
+    code = mwparserfromhell.parse(cleaned)
+    # One pass over the top-level nodes, as Wikicode.strip_code does, skipping files,
+    # categories and reference-like tags (removing them from the tree first is quadratic).
+    pieces = []
+    for node in code.nodes:
+        if _is_boilerplate(node, non_text_prefixes):
+            continue
+        stripped = node.__strip__(normalize=True, collapse=True, keep_template_params=False)
+        if stripped:
+            pieces.append(str(stripped))
+    text = "".join(pieces)
     lines = [line.strip() for line in text.splitlines()]
     return _BLANK_LINES_RE.sub("\n\n", "\n".join(lines)).strip()
 

@@ -230,13 +230,16 @@ class MixStage(Stage):
                     )
                 )
             )
-            # Whole epochs: every document once per epoch, each epoch in a fresh order.
-            for epoch in range(plan.full_epochs):
+            # Whole epochs: every document once per epoch (each epoch gets a fresh order
+            # from the hashes that include the epoch number).
+            if plan.full_epochs:
                 branches.append(
                     docs
-                    | f"{name}/Epoch{epoch}"
-                    >> beam.Map(
-                        lambda d, e=epoch, s=name, i=source_index: (s, i, e, d[0], d[1], True)
+                    | f"{name}/WholeEpochs"
+                    >> beam.FlatMap(
+                        lambda d, n=plan.full_epochs, s=name, i=source_index: (
+                            (s, i, epoch, d[0], d[1], True) for epoch in range(n)
+                        )
                     )
                 )
             if plan.remainder_tokens:

@@ -261,3 +261,21 @@ def test_github_rows_become_files_with_repo_and_licence(tmp_path):
     (doc,), _ = read("github", path)
     assert doc["text"] == "print(1)\n" and doc["title"] == "src/a.py"
     assert json.loads(doc["meta"]) == {"repo_name": "o/r", "path": "src/a.py", "license": "mit"}
+
+
+def test_wikitext_comment_mentioning_ref_does_not_eat_the_lead():
+    from pipelines.sources.mediawiki import wikitext_to_text
+
+    wikitext = (
+        "<!-- Editors: use <ref> for cited references. -->\n"
+        "'''Autism''' is a [[neurodevelopmental disorder]].<ref>Source, 2001.</ref>\n\n"
+        '== Causes ==\nMany.<ref name="a" />'
+    )
+    assert wikitext_to_text(wikitext) == "Autism is a neurodevelopmental disorder.\n\nCauses\nMany."
+
+
+def test_real_wikipedia_keeps_article_leads(shared_fixtures):
+    path = next((shared_fixtures / "wikipedia").glob("*.bz2"))
+    docs, _ = read("mediawiki", path)
+    autism = next(d for d in docs if d["title"] == "Autism")
+    assert autism["text"].startswith("Autism is a neurodevelopmental disorder characterized by")
