@@ -57,13 +57,12 @@ def write_arrow_ipc(
 
 
 def read_arrow_ipc(path: str, columns: Sequence[str] | None = None) -> Iterator[pa.Table]:
-    """Record batches of one Arrow IPC file as Tables."""
+    """Record batches of one Arrow IPC file as Tables, one batch in memory at a time."""
     with FileSystems.open(path) as fh:
-        reader = pa.ipc.open_file(fh.read())
-    for i in range(reader.num_record_batches):
-        batch = reader.get_batch(i)
-        table = pa.Table.from_batches([batch])
-        yield table.select(list(columns)) if columns else table
+        reader = pa.ipc.open_file(fh)
+        for i in range(reader.num_record_batches):
+            table = pa.Table.from_batches([reader.get_batch(i)])
+            yield table.select(list(columns)) if columns else table
 
 
 class CountChars(beam.DoFn):

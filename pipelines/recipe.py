@@ -75,7 +75,6 @@ class SourceConfig(_Strict):
     languages: list[str] | None = None
     min_language_score: float = Field(0.5, ge=0, le=1)  # CCNet's default threshold
     quality: QualityConfig | None = None  # None: the recipe-level `quality` section
-    epochs: float | None = None  # informational: the paper's epochs for this source
 
     @field_validator("inputs")
     @classmethod
@@ -104,7 +103,6 @@ class MixtureConfig(_Strict):
     seq_len: int = Field(2048, gt=0)  # LLaMA context length
     seed: int = 0
     rows_per_shard: int = Field(8192, gt=0)
-    num_pack_groups: int = Field(4, gt=0)  # parallel packing streams
 
 
 class Recipe(_Strict):
@@ -117,8 +115,6 @@ class Recipe(_Strict):
     tokenizer: TokenizerConfig = Field(default_factory=TokenizerConfig)
     mixture: MixtureConfig
     train: TrainSettings = Field(default_factory=TrainSettings)
-    # Where the recipe came from; set by load_recipe, not read from YAML.
-    path: str | None = Field(default=None, exclude=True)
 
     @field_validator("sources")
     @classmethod
@@ -183,7 +179,6 @@ def load_recipe(path: str | os.PathLike[str]) -> Recipe:
         problems = "; ".join(_format_error(e) for e in exc.errors())
         raise RecipeError(f"{recipe_path}: {problems}") from None
     base = recipe_path.resolve().parent
-    recipe.path = str(recipe_path.resolve())
     recipe.workdir = _resolve(recipe.workdir, base)
     for source in recipe.sources.values():
         source.inputs = [_resolve(p, base) for p in source.inputs]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 from pathlib import Path
 
 import pytest
@@ -61,11 +60,6 @@ def built_sample(tmp_path_factory, lid_model_path: str) -> Path:
     for stage in STAGES:
         run_stage(STAGE_CLASSES[stage](), ctx, list(recipe.sources))
     return path
-
-
-def copy_tree(src: Path, dst: Path) -> Path:
-    shutil.copytree(src, dst)
-    return dst
 
 
 os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "90")
