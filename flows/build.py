@@ -98,6 +98,11 @@ def build(
     except UserError as exc:
         return Failed(message=str(exc))
     forced = set(stages or STAGES) if force else set()
+    if set(chosen) != set(recipe.sources):
+        # The tokenizer (and so tokenize) and the mixture are built from every source: a build
+        # restricted to some sources brings their own stages up to date and leaves the shared
+        # ones for a full build.
+        order = [stage for stage in order if STAGES.index(stage) < STAGES.index("train-tokenizer")]
     summary: list[dict[str, Any]] = []
     for stage in order:
         state = STAGE_FLOWS[stage](

@@ -31,7 +31,12 @@ def _parser() -> argparse.ArgumentParser:
         metavar="STAGE",
         help=f"run these stages and the ones after them ({', '.join(STAGES)})",
     )
-    build.add_argument("--sources", nargs="+", metavar="SOURCE", help="only these sources")
+    build.add_argument(
+        "--sources",
+        nargs="+",
+        metavar="SOURCE",
+        help="only these sources, up to dedup (the tokenizer and the mix need every source)",
+    )
     build.add_argument("--force", action="store_true", help="rerun stages even when current")
 
     status = commands.add_parser("status", help="stage x source table of document counts")
@@ -48,7 +53,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def cmd_build(args: argparse.Namespace, beam_flags: list[str]) -> int:
     from flows.build import build
-    from flows.report import print_report
+    from flows.report import input_warnings, print_report
     from pipelines.stages.extract import expand_inputs
 
     # A bad recipe or a missing input fails here, in a second, before Prefect starts.
@@ -67,6 +72,8 @@ def cmd_build(args: argparse.Namespace, beam_flags: list[str]) -> int:
     if state.is_failed():
         raise UserError(state.message or "build failed")
     print_report(recipe)
+    for line in input_warnings(recipe):
+        print(f"llama-recipe: warning: {line}", file=sys.stderr)
     return 0
 
 

@@ -79,6 +79,20 @@ def mixture_table(recipe: Recipe) -> Table | None:
     return table
 
 
+def input_warnings(recipe: Recipe) -> list[str]:
+    """One line per damaged or empty input file recorded by extract."""
+    store = StageStore(recipe.workdir)
+    lines = []
+    for source in recipe.sources:
+        manifest = store.read_manifest("extract", source) or {}
+        for problem in manifest.get("file_problems", []):
+            lines.append(
+                f"{source}: {problem['detail']} ({problem['reason']}; what came "
+                "before the damage was kept)"
+            )
+    return lines
+
+
 def print_report(recipe: Recipe, console: Console | None = None) -> None:
     console = console or Console(width=max(Console().width, 110))
     console.print(status_table(recipe))

@@ -54,6 +54,19 @@ class RunnerConfig(_Strict):
     options: dict[str, Any] = Field(default_factory=dict)  # any Beam PipelineOptions flag
 
 
+class ExtractConfig(_Strict):
+    """Limits that keep damaged or hostile input from exhausting a worker."""
+
+    max_document_bytes: int = Field(20_000_000, gt=0)  # larger documents are rejected
+    max_member_bytes: int = Field(4_000_000_000, gt=0)  # one file inside a tar or 7z
+    # Decompressed bytes per compressed byte before a file counts as a decompression bomb
+    # (text and XML compress 3-15x; a bomb of zeros ~1000x), checked past the first 64 MB.
+    max_compression_ratio: float = Field(100.0, gt=1)
+    compression_check_after_bytes: int = Field(64_000_000, ge=0)
+    # Documents where more than this fraction of characters were undecodable bytes.
+    max_invalid_char_fraction: float = Field(0.01, ge=0, le=1)
+
+
 class QualityConfig(_Strict):
     """Simple heuristics (subset of C4 / Gopher rules; thresholds are the published ones)."""
 
@@ -110,6 +123,7 @@ class Recipe(_Strict):
     workdir: str
     runner: RunnerConfig = Field(default_factory=RunnerConfig)
     sources: dict[str, SourceConfig]
+    extract: ExtractConfig = Field(default_factory=ExtractConfig)
     langid: LangIdConfig = Field(default_factory=LangIdConfig)
     quality: QualityConfig = Field(default_factory=QualityConfig)
     tokenizer: TokenizerConfig = Field(default_factory=TokenizerConfig)

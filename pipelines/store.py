@@ -113,6 +113,18 @@ def reject_reasons(pattern: str) -> dict[str, int]:
     return dict(sorted(counts.items()))
 
 
+def file_problems(pattern: str) -> list[tuple[str, str]]:
+    """(reason, detail) of the rejects that stand for a whole input file (origin `<name>#file`)."""
+    problems = []
+    for path in match_files(pattern):
+        with FileSystems.open(path) as fh:
+            table = pq.read_table(fh, columns=["origin", "reason", "detail"])
+        for row in table.to_pylist():
+            if (row["origin"] or "").endswith("#file"):
+                problems.append((row["reason"], row["detail"] or ""))
+    return sorted(problems)
+
+
 def ipc_rows(pattern: str) -> int:
     """Rows in every Arrow IPC file matching a glob (reads batch by batch, not whole files)."""
     total = 0

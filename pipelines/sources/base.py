@@ -1,4 +1,6 @@
-"""What every reader shares: opening a file by path or URI, and the result types."""
+"""What every reader shares: opening a file by path or URI under size limits, and the result
+types. A damaged or hostile file never stops a stage: what was read before the damage is
+kept, and the damage itself becomes a recorded rejection naming the file."""
 
 from __future__ import annotations
 
@@ -6,6 +8,7 @@ import bz2
 import gzip
 import io
 import lzma
+import tarfile
 import zlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -15,7 +18,9 @@ from typing import Any, BinaryIO
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
+from pipelines.document import make_document
 from pipelines.errors import InputError
+from pipelines.recipe import ExtractConfig
 
 
 @dataclass
@@ -37,12 +42,77 @@ class Partial:
 
 
 Record = dict[str, Any] | Rejected | Partial
-Reader = Callable[[str, str, BinaryIO], Iterator[Record]]
+Reader = Callable[[str, str, BinaryIO, ExtractConfig], Iterator[Record]]
+
+
+class InputLimitError(InputError):
+    """A file or a member of an archive is over a configured size limit."""
+
+
+class _CountingReader(io.RawIOBase):
+    """Counts the bytes read through it (the compressed side of a decompressor)."""
+
+    def __init__(self, raw: BinaryIO):
+        self.raw = raw
+        self.count = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        data = self.raw.read(len(buffer))
+        n = len(data)
+        buffer[:n] = data
+        self.count += n
+        return n
+
+
+class _BombGuard(io.RawIOBase):
+    """Stops reading when the output outgrows the compressed input by a suspicious ratio."""
+
+    def __init__(
+        self, decompressed: BinaryIO, compressed: _CountingReader, path: str, limits: ExtractConfig
+    ):
+        self.inner = decompressed
+        self.compressed = compressed
+        self.path = path
+        self.limits = limits
+        self.count = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        data = self.inner.read(len(buffer))
+        n = len(data)
+        buffer[:n] = data
+        self.count += n
+        if self.count > self.limits.compression_check_after_bytes:
+            ratio = self.count / max(self.compressed.count, 1)
+            if ratio > self.limits.max_compression_ratio:
+                raise InputLimitError(
+                    f"{self.path}: decompresses {ratio:.0f}x its size (limit "
+                    f"{self.limits.max_compression_ratio:.0f}x): a decompression bomb?"
+                )
+        return n
+
+
+def _decompressor(path: str, raw: BinaryIO) -> BinaryIO | None:
+    if path.endswith((".gz", ".tgz")):
+        return gzip.GzipFile(fileobj=raw)
+    if path.endswith(".bz2"):
+        return bz2.BZ2File(raw)
+    if path.endswith(".xz"):
+        return lzma.LZMAFile(raw)
+    return None
 
 
 @contextmanager
-def open_input(path: str) -> Iterator[BinaryIO]:
+def open_input(
+    path: str, limits: ExtractConfig | None = None, decompress: bool = True
+) -> Iterator[BinaryIO]:
     """Open a local path or URI for reading, decompressing .gz/.bz2/.xz by name."""
+    limits = limits or ExtractConfig()
     try:
         raw = FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED)
     except FileNotFoundError:
@@ -50,34 +120,90 @@ def open_input(path: str) -> Iterator[BinaryIO]:
     except Exception as exc:  # a Beam filesystem raises its own types
         raise InputError(f"{path}: cannot open input ({exc})") from None
     with raw:
-        if path.endswith(".gz") or path.endswith(".tgz"):
-            yield gzip.GzipFile(fileobj=raw)
-        elif path.endswith(".bz2"):
-            yield bz2.BZ2File(raw)
-        elif path.endswith(".xz"):
-            yield lzma.LZMAFile(raw)
+        counted = _CountingReader(raw)
+        buffered = io.BufferedReader(counted, 1 << 20)
+        decompressed = _decompressor(path, buffered) if decompress else None
+        if decompressed is None:
+            yield buffered
         else:
-            yield raw
+            # Small reads: a damaged stream loses at most one buffer of what came before.
+            yield io.BufferedReader(_BombGuard(decompressed, counted, path, limits), 1 << 16)
 
 
-# Errors a damaged compressed or archive file raises while being read.
-CORRUPT_INPUT_ERRORS = (OSError, EOFError, zlib.error, lzma.LZMAError, ValueError)
+def safe_member_problem(member: tarfile.TarInfo, limits: ExtractConfig) -> str | None:
+    """Why a tar member must not be read, or None. Members are only ever read into memory,
+    never extracted to disk, but an unsafe one in an archive is worth recording."""
+    name = member.name
+    if name.startswith("/") or ".." in name.split("/"):
+        return f"unsafe path {name!r}"
+    if member.issym() or member.islnk():
+        return f"link {name!r} -> {member.linkname!r}"
+    if member.ischr() or member.isblk() or member.isfifo() or member.isdev():
+        return f"device or fifo {name!r}"
+    if member.isfile() and member.size > limits.max_member_bytes:
+        return f"{name!r} is {member.size} bytes (limit {limits.max_member_bytes})"
+    return None
 
 
-def read_file(path: str, source: str, reader: Reader) -> Iterator[Record]:
-    """Run a reader over one file; turn a damaged file into one clear InputError."""
+# What a damaged file raises while being read: decompressors, parsers, archives, warcio.
+def _damage_errors() -> tuple[type[BaseException], ...]:
+    from warcio.recordloader import ArchiveLoadFailed
+
+    return (
+        OSError,
+        EOFError,
+        zlib.error,
+        lzma.LZMAError,
+        ValueError,
+        SyntaxError,
+        tarfile.TarError,
+        ArchiveLoadFailed,
+        InputError,
+    )
+
+
+def file_rejection(path: str, source: str, reason: str, detail: str) -> Rejected:
+    """The record that stands for a damaged file in the rejects."""
+    name = base_name(path)
+    return Rejected(make_document(source, f"{name}#file", ""), reason, f"{name}: {detail}")
+
+
+def read_file(
+    path: str, source: str, reader: Reader, limits: ExtractConfig | None = None
+) -> Iterator[Record]:
+    """Run a reader over one file. Records read before any damage are kept; the damage
+    becomes one `extract:damaged_file` (or `extract:too_large`) rejection naming the file."""
+    limits = limits or ExtractConfig()
+    errors = _damage_errors()
+    produced = 0
     try:
-        with open_input(path) as fh:
-            yield from reader(path, source, fh)
-    except InputError:
-        raise
-    except CORRUPT_INPUT_ERRORS as exc:
+        # Readers of per-record gzip (WARC) decompress themselves, record by record.
+        with open_input(path, limits, not getattr(reader, "decompresses", False)) as fh:
+            if not fh.peek(1):
+                yield file_rejection(path, source, "extract:empty_file", "empty")
+                return
+            for record in reader(path, source, fh, limits):
+                produced += 1
+                yield record
+        if not produced:
+            yield file_rejection(path, source, "extract:empty_file", "no records in the file")
+    except InputLimitError as exc:
+        yield file_rejection(path, source, "extract:too_large", str(exc).split(": ", 1)[-1])
+    except errors as exc:
         kind = _compression_name(path)
-        raise InputError(f"{path}: corrupt or truncated {kind}file ({exc})") from None
+        message = str(exc).split(": ", 1)[-1] if isinstance(exc, InputError) else str(exc)
+        detail = f"{type(exc).__name__}: {message}" if message else type(exc).__name__
+        yield file_rejection(path, source, "extract:damaged_file", f"{kind}{detail}")
 
 
 def _compression_name(path: str) -> str:
-    for suffix, name in ((".gz", "gzip "), (".tgz", "gzip "), (".bz2", "bzip2 "), (".xz", "xz ")):
+    for suffix, name in (
+        (".gz", "gzip "),
+        (".tgz", "gzip "),
+        (".bz2", "bzip2 "),
+        (".xz", "xz "),
+        (".7z", "7z "),
+    ):
         if path.endswith(suffix):
             return name
     return ""
@@ -88,9 +214,31 @@ def base_name(path: str) -> str:
     return path.rstrip("/").rsplit("/", 1)[-1]
 
 
-def text_lines(fh: BinaryIO) -> Iterator[str]:
-    """Lines of a UTF-8 text stream, invalid bytes replaced rather than fatal."""
-    yield from io.TextIOWrapper(fh, encoding="utf-8", errors="replace", newline="")
+def bounded_lines(fh: BinaryIO, max_bytes: int) -> Iterator[bytes | None]:
+    """Lines of a binary stream; a line longer than `max_bytes` comes out as None, read
+    through in chunks so it never has to fit in memory."""
+    while True:
+        line = fh.readline(max_bytes + 1)
+        if not line:
+            return
+        if len(line) > max_bytes and not line.endswith(b"\n"):
+            while line and not line.endswith(b"\n"):
+                line = fh.readline(1 << 20)
+            yield None
+            continue
+        yield line
+
+
+def read_capped(stream: BinaryIO, max_bytes: int) -> bytes | None:
+    """All of a stream, or None when it holds more than `max_bytes` (the rest is not read)."""
+    data = stream.read(max_bytes + 1)
+    return None if len(data) > max_bytes else data
+
+
+def decode_text(data: bytes) -> str:
+    """UTF-8 with invalid bytes replaced (U+FFFD); route() rejects documents made mostly of
+    replacements."""
+    return data.decode("utf-8", "replace")
 
 
 READERS: dict[str, Reader] = {}

@@ -3,11 +3,21 @@
 from __future__ import annotations
 
 import re
+import tarfile
 from collections.abc import Iterator
 from typing import BinaryIO
 
 from pipelines.document import make_document
-from pipelines.sources.base import Record, base_name, register
+from pipelines.recipe import ExtractConfig
+from pipelines.sources.base import (
+    Record,
+    Rejected,
+    base_name,
+    decode_text,
+    read_capped,
+    register,
+    safe_member_problem,
+)
 
 # Old and new spellings of the markers around a Gutenberg e-text's body.
 _START_RE = re.compile(
@@ -41,10 +51,14 @@ def strip_gutenberg(text: str) -> tuple[str, dict[str, str]]:
 
 
 @register("gutenberg")
-def read_gutenberg(path: str, source: str, fh: BinaryIO) -> Iterator[Record]:
-    raw = fh.read().decode("utf-8", "replace").lstrip("\ufeff")
-    body, fields = strip_gutenberg(raw)
+def read_gutenberg(path: str, source: str, fh: BinaryIO, limits: ExtractConfig) -> Iterator[Record]:
     name = base_name(path)
+    data = read_capped(fh, limits.max_document_bytes)
+    if data is None:
+        doc = make_document(source, f"gutenberg:{name}", "")
+        yield Rejected(doc, "extract:too_large", f"over {limits.max_document_bytes} bytes")
+        return
+    body, fields = strip_gutenberg(decode_text(data).lstrip("\ufeff"))
     ebook = fields.get("ebook") or name.split(".", 1)[0]
     yield make_document(
         source,
@@ -56,8 +70,32 @@ def read_gutenberg(path: str, source: str, fh: BinaryIO) -> Iterator[Record]:
     )
 
 
+def _book(source: str, origin: str, name: str, data: bytes | None, limits: ExtractConfig) -> Record:
+    doc = make_document(source, origin, "", title=name.rsplit("/", 1)[-1].rsplit(".", 1)[0])
+    if data is None:
+        return Rejected(doc, "extract:too_large", f"over {limits.max_document_bytes} bytes")
+    doc["text"] = decode_text(data).lstrip("\ufeff").replace("\r\n", "\n")
+    return doc
+
+
 @register("books-text")
-def read_books_text(path: str, source: str, fh: BinaryIO) -> Iterator[Record]:
+def read_books_text(
+    path: str, source: str, fh: BinaryIO, limits: ExtractConfig
+) -> Iterator[Record]:
+    """One book per .txt file, or per .txt member of a tar (Books3 is a tar of texts)."""
     name = base_name(path)
-    text = fh.read().decode("utf-8", "replace").lstrip("\ufeff").replace("\r\n", "\n")
-    yield make_document(source, name, text, title=name.rsplit(".", 1)[0])
+    if not name.endswith((".tar", ".tar.gz", ".tgz")):
+        yield _book(source, name, name, read_capped(fh, limits.max_document_bytes), limits)
+        return
+    with tarfile.open(fileobj=fh, mode="r|") as tar:
+        for member in tar:
+            origin = f"{name}:{member.name}"
+            problem = safe_member_problem(member, limits)
+            if problem:
+                yield Rejected(
+                    make_document(source, origin, ""), "extract:unsafe_tar_member", problem
+                )
+            elif member.isfile() and member.name.endswith(".txt"):
+                extracted = tar.extractfile(member)
+                data = read_capped(extracted, limits.max_document_bytes) if extracted else b""
+                yield _book(source, origin, member.name, data, limits)

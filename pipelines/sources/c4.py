@@ -6,12 +6,13 @@ from collections.abc import Iterator
 from typing import Any, BinaryIO
 
 from pipelines.document import make_document
+from pipelines.recipe import ExtractConfig
 from pipelines.sources.base import Record, register
 from pipelines.sources.jsonl import read_json_lines, text_field
 
 
 @register("c4")
-def read_c4(path: str, source: str, fh: BinaryIO) -> Iterator[Record]:
+def read_c4(path: str, source: str, fh: BinaryIO, limits: ExtractConfig) -> Iterator[Record]:
     def to_document(origin: str, obj: dict[str, Any]) -> Record:
         url = obj.get("url")
         # The URL identifies a C4 page; fall back to the line for files without one.
@@ -23,4 +24,4 @@ def read_c4(path: str, source: str, fh: BinaryIO) -> Iterator[Record]:
             timestamp=obj.get("timestamp") or obj.get("date"),
         )
 
-    return read_json_lines(path, source, fh, to_document)
+    return read_json_lines(path, source, fh, limits, to_document)

@@ -7,12 +7,13 @@ from collections.abc import Iterator
 from typing import Any, BinaryIO
 
 from pipelines.document import make_document
+from pipelines.recipe import ExtractConfig
 from pipelines.sources.base import Record, register
 from pipelines.sources.jsonl import read_json_lines, text_field
 
 
 @register("github")
-def read_github(path: str, source: str, fh: BinaryIO) -> Iterator[Record]:
+def read_github(path: str, source: str, fh: BinaryIO, limits: ExtractConfig) -> Iterator[Record]:
     def to_document(origin: str, obj: dict[str, Any]) -> Record:
         repo, file_path = obj.get("repo_name"), obj.get("path")
         if repo and file_path:
@@ -22,4 +23,4 @@ def read_github(path: str, source: str, fh: BinaryIO) -> Iterator[Record]:
             source, origin, text_field(obj, "content"), title=file_path, meta=meta or None
         )
 
-    return read_json_lines(path, source, fh, to_document)
+    return read_json_lines(path, source, fh, limits, to_document)

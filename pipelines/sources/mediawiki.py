@@ -16,6 +16,7 @@ from defusedxml.ElementTree import iterparse
 from mwparserfromhell.nodes import Node, Tag, Wikilink
 
 from pipelines.document import make_document
+from pipelines.recipe import ExtractConfig
 from pipelines.sources.base import Record, Rejected, register
 
 # Links to files, images and categories carry no article text (any language's prefix is
@@ -73,7 +74,7 @@ def wikitext_to_text(
 
 
 @register("mediawiki")
-def read_mediawiki(path: str, source: str, fh: BinaryIO) -> Iterator[Record]:
+def read_mediawiki(path: str, source: str, fh: BinaryIO, limits: ExtractConfig) -> Iterator[Record]:
     base_url = None
     dbname = None
     prefixes = set(_DEFAULT_NON_TEXT_PREFIXES)

@@ -15,6 +15,7 @@ from defusedxml.ElementTree import iterparse
 from resiliparse.extract.html2text import extract_plain_text
 
 from pipelines.document import make_document
+from pipelines.recipe import ExtractConfig
 from pipelines.sources.base import Partial, Record, Rejected, base_name, register
 
 QUESTION, ANSWER = "1", "2"
@@ -33,7 +34,9 @@ def html_to_text(html: str) -> str:
 
 
 @register("stackexchange")
-def read_stackexchange(path: str, source: str, fh: BinaryIO) -> Iterator[Record]:
+def read_stackexchange(
+    path: str, source: str, fh: BinaryIO, limits: ExtractConfig
+) -> Iterator[Record]:
     site = _site(path)
     name = base_name(path)
     for _, elem in iterparse(fh, events=("end",)):

@@ -11,9 +11,10 @@ from apache_beam.io.filesystems import FileSystems
 from pipelines.beam_io import CountChars
 from pipelines.document import document_schema, reject_schema, with_rejection
 from pipelines.errors import InputError
+from pipelines.recipe import ExtractConfig
 from pipelines.sources import ASSEMBLERS, READERS, Partial, Rejected, read_file
 from pipelines.stages.base import Stage, StageContext
-from pipelines.store import file_metadata
+from pipelines.store import file_metadata, file_problems
 
 DOCS, REJECTS, PARTIALS = "docs", "rejects", "partials"
 
@@ -37,15 +38,33 @@ def expand_inputs(source: str, patterns: list[str]) -> list[tuple[str, int, floa
 class RouteRecords(beam.DoFn):
     """Reads one file and sends documents, rejections and partial records to their outputs."""
 
-    def __init__(self, source: str, fmt: str):
+    def __init__(self, source: str, fmt: str, limits: ExtractConfig):
         self.source = source
         self.fmt = fmt
+        self.limits = limits
 
     def process(self, path: str) -> Iterator[Any]:
-        yield from route(read_file(path, self.source, READERS[self.fmt]))
+        records = read_file(path, self.source, READERS[self.fmt], self.limits)
+        yield from route(records, self.limits)
 
 
-def route(records) -> Iterator[Any]:
+def document_problem(doc: dict[str, Any], limits: ExtractConfig) -> tuple[str, str] | None:
+    """Why an extracted document cannot go on, as (reason, detail), or None."""
+    text = doc.get("text") or ""
+    if not text.strip():
+        return "extract:empty_text", ""
+    if (
+        len(text) > limits.max_document_bytes // 4
+        and len(text.encode("utf-8")) > limits.max_document_bytes
+    ):
+        return "extract:too_large", f"over {limits.max_document_bytes} bytes"
+    replaced = text.count("\ufffd")
+    if replaced and replaced / len(text) > limits.max_invalid_char_fraction:
+        return "extract:invalid_utf8", f"{replaced} of {len(text)} characters undecodable"
+    return None
+
+
+def route(records, limits: ExtractConfig) -> Iterator[Any]:
     for record in records:
         if isinstance(record, Partial):
             yield beam.pvalue.TaggedOutput(PARTIALS, (record.key, record.value))
@@ -53,8 +72,8 @@ def route(records) -> Iterator[Any]:
             yield beam.pvalue.TaggedOutput(
                 REJECTS, with_rejection(record.row, record.reason, record.detail)
             )
-        elif not (record.get("text") or "").strip():
-            yield beam.pvalue.TaggedOutput(REJECTS, with_rejection(record, "extract:empty_text"))
+        elif problem := document_problem(record, limits):
+            yield beam.pvalue.TaggedOutput(REJECTS, with_rejection(record, *problem))
         else:
             yield record
 
@@ -64,10 +83,23 @@ class ExtractStage(Stage):
 
     def config(self, ctx: StageContext, source: str) -> Any:
         spec = ctx.recipe.sources[source]
-        return {"format": spec.format, "inputs": spec.inputs}
+        return {
+            "format": spec.format,
+            "inputs": spec.inputs,
+            "limits": ctx.recipe.extract.model_dump(mode="json"),
+        }
 
     def inputs_identity(self, ctx: StageContext, source: str) -> Any:
         return expand_inputs(source, ctx.recipe.sources[source].inputs)
+
+    def summarize(self, ctx: StageContext, source: str, metrics: dict[str, int]) -> dict[str, Any]:
+        summary = super().summarize(ctx, source, metrics)
+        # Damaged or empty input files, named in the manifest so nobody has to dig for them.
+        summary["file_problems"] = [
+            {"reason": reason, "detail": detail}
+            for reason, detail in file_problems(ctx.store.rejects(self.name, source))
+        ]
+        return summary
 
     def expand(self, pipeline: beam.Pipeline, ctx: StageContext, source: str) -> None:
         fmt = ctx.recipe.sources[source].format
@@ -77,17 +109,19 @@ class ExtractStage(Stage):
             | f"{source}/ListFiles" >> beam.Create(files)
             | f"{source}/SpreadFiles" >> beam.Reshuffle()
             | f"{source}/Read"
-            >> beam.ParDo(RouteRecords(source, fmt)).with_outputs(PARTIALS, REJECTS, main=DOCS)
+            >> beam.ParDo(RouteRecords(source, fmt, ctx.recipe.extract)).with_outputs(
+                PARTIALS, REJECTS, main=DOCS
+            )
         )
         docs, rejects = [routed[DOCS]], [routed[REJECTS]]
         if fmt in ASSEMBLERS:
-            assemble = ASSEMBLERS[fmt]
+            assemble, limits = ASSEMBLERS[fmt], ctx.recipe.extract
             assembled = (
                 routed[PARTIALS]
                 | f"{source}/GroupParts" >> beam.GroupByKey()
                 | f"{source}/Assemble"
                 >> beam.FlatMap(
-                    lambda kv, src=source: route(assemble(src, kv[0], kv[1]))
+                    lambda kv, src=source: route(assemble(src, kv[0], kv[1]), limits)
                 ).with_outputs(REJECTS, main=DOCS)
             )
             docs.append(assembled[DOCS])

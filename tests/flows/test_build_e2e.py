@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from pipelines.recipe import STAGES, load_recipe
-from tests.conftest import write_recipe
+from tests.conftest import RECIPES, write_recipe
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 
@@ -141,16 +141,30 @@ def test_missing_input_is_one_line(tmp_path):
     )
 
 
-def test_corrupt_gzip_is_one_line(prefect_api, tmp_path, lid_model_path):
+def test_corrupt_gzip_is_one_warning_and_the_build_goes_on(prefect_api, tmp_path, lid_model_path):
     bad = tmp_path / "in" / "c4-bad.json.gz"
     bad.parent.mkdir()
-    good = gzip.compress(b'{"text": "fine", "url": "u"}\n' * 50)
+    good = gzip.compress(
+        b"".join(b'{"text": "fine document %d", "url": "u%d"}\n' % (i, i) for i in range(20000))
+    )
     bad.write_bytes(good[: len(good) // 2])  # truncated mid-stream
     path = write_recipe(tmp_path)
     data = yaml.safe_load(path.read_text())
-    data["sources"]["c4"]["inputs"] = [str(bad)]
+    data["sources"]["c4"]["inputs"] = [str(bad), str(RECIPES.parent / "samples/c4/*.json.gz")]
     path.write_text(yaml.safe_dump(data))
     result = run_cli(
         "build", str(path), "--stages", "extract", "--sources", "c4", api_url=prefect_api
     )
-    assert_one_line_error(result, str(bad), "corrupt or truncated gzip")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "Traceback" not in result.stderr + result.stdout
+    warnings = [line for line in result.stderr.splitlines() if "warning:" in line]
+    assert len(warnings) == 1
+    assert "c4-bad.json.gz: gzip EOFError" in warnings[0]
+    assert "extract:damaged_file" in warnings[0]
+    manifest = load_recipe(path)
+    from pipelines.store import StageStore
+
+    extract = StageStore(manifest.workdir).read_manifest("extract", "c4")
+    assert extract["rejected_by_reason"] == {"extract:damaged_file": 1}
+    # The sample files and everything before the damage were read.
+    assert extract["counts"]["kept"] > 42 + 1000

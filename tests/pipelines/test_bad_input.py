@@ -1,0 +1,239 @@
+"""Damaged and hostile input: every case becomes a recorded rejection with its reason, what
+was read before the damage is kept, and nothing stops the stage."""
+
+import bz2
+import gzip
+import io
+import json
+import tarfile
+
+import pytest
+
+from pipelines.recipe import ExtractConfig
+from pipelines.sources import READERS, Partial, Rejected, read_file
+from pipelines.stages.extract import route
+from tests.conftest import SAMPLES
+
+
+def read(fmt, path, limits=None):
+    records = list(read_file(str(path), "s", READERS[fmt], limits))
+    docs = [r for r in records if isinstance(r, dict)]
+    rejects = [r for r in records if isinstance(r, Rejected)]
+    partials = [r for r in records if isinstance(r, Partial)]
+    return docs, rejects, partials
+
+
+def lines(*texts):
+    return "".join(json.dumps({"text": t, "url": f"u{i}"}) + "\n" for i, t in enumerate(texts))
+
+
+def test_not_gzip_at_all(tmp_path):
+    path = tmp_path / "broken.json.gz"
+    path.write_bytes(b"this is not gzip at all")
+    docs, (reject,), _ = read("c4", path)
+    assert not docs
+    assert reject.reason == "extract:damaged_file"
+    assert reject.detail.startswith("broken.json.gz: gzip ")
+
+
+def test_truncated_gzip_keeps_what_came_before(tmp_path):
+    data = gzip.compress(lines(*[f"document number {i} " * 20 for i in range(2000)]).encode())
+    path = tmp_path / "cut.json.gz"
+    path.write_bytes(data[: len(data) // 2])
+    docs, rejects, _ = read("c4", path)
+    assert 100 < len(docs) < 2000
+    assert [r.reason for r in rejects] == ["extract:damaged_file"]
+    assert "EOFError" in rejects[0].detail or "Compressed file ended" in rejects[0].detail
+
+
+def test_corrupt_bz2(tmp_path):
+    good = bz2.compress(
+        (SAMPLES / "wikipedia" / "enwiki-20200101-pages-articles-sample.xml.bz2").read_bytes()
+    )
+    path = tmp_path / "enwiki-broken.xml.bz2"
+    path.write_bytes(good[:100] + b"\x00" * 100 + good[200:])
+    docs, (reject,), _ = read("mediawiki", path)
+    assert reject.reason == "extract:damaged_file" and "bzip2" in reject.detail
+
+
+def test_truncated_warc_record_keeps_earlier_records(tmp_path):
+    wet = next((SAMPLES / "commoncrawl").glob("*.wet.gz"))
+    raw = gzip.decompress(wet.read_bytes())
+    cut = raw[: int(len(raw) * 0.6)]
+    path = tmp_path / "cut.warc.wet"
+    path.write_bytes(cut)
+    docs, rejects, _ = read("wet", path)
+    assert 20 < len(docs) < 54
+    assert [r.reason for r in rejects] == ["extract:damaged_file"]
+
+
+def test_truncated_gzip_member_of_a_warc(tmp_path):
+    wet = next((SAMPLES / "commoncrawl").glob("*.wet.gz")).read_bytes()
+    path = tmp_path / "cut.warc.wet.gz"
+    path.write_bytes(wet[: len(wet) // 2])
+    docs, rejects, _ = read("wet", path)
+    assert len(docs) > 10 and [r.reason for r in rejects] == ["extract:damaged_file"]
+
+
+def test_invalid_utf8_replaced_then_judged_by_how_much():
+    limits = ExtractConfig()
+    a_little = {"id": "s/1", "text": "fine text " * 50 + "\ufffd"}
+    mostly = {"id": "s/2", "text": "\ufffd" * 50 + "abc"}
+    routed = list(route([a_little, mostly], limits))
+    assert routed[0] is a_little
+    assert routed[1].tag == "rejects" and routed[1].value["reason"] == "extract:invalid_utf8"
+
+
+def test_invalid_utf8_bytes_in_a_file(tmp_path):
+    path = tmp_path / "bad.jsonl"
+    good = json.dumps({"text": "caf\u00e9 ok"}).encode()
+    path.write_bytes(good + b"\n" + b'{"text": "\xff\xfe broken"}\n')
+    docs, rejects, _ = read("jsonl", path)
+    assert [d["text"] for d in docs] == ["caf\u00e9 ok", "\ufffd\ufffd broken"]
+
+
+def test_malformed_xml_keeps_rows_before_the_damage(tmp_path):
+    posts = (SAMPLES / "stackexchange" / "sample.stackexchange.com" / "Posts.xml").read_text()
+    cut = posts[: len(posts) // 2] + '<row Id="999" Body="unclosed'
+    site = tmp_path / "broken.stackexchange.com"
+    site.mkdir()
+    (site / "Posts.xml").write_text(cut)
+    docs, rejects, partials = read("stackexchange", site / "Posts.xml")
+    assert len(partials) > 5
+    assert rejects[-1].reason == "extract:damaged_file" and "ParseError" in rejects[-1].detail
+
+
+@pytest.mark.parametrize(
+    "xml",
+    [
+        # billion laughs
+        '<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol">'
+        '<!ENTITY lol2 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;">]>'
+        '<posts><row Id="1" PostTypeId="1" Body="&lol2;" /></posts>',
+        # external entity
+        '<?xml version="1.0"?><!DOCTYPE x [<!ENTITY xxe SYSTEM "file:///etc/passwd">]>'
+        '<posts><row Id="1" PostTypeId="1" Body="&xxe;" /></posts>',
+    ],
+)
+def test_xml_entity_tricks_are_refused(tmp_path, xml):
+    path = tmp_path / "evil.stackexchange.com-Posts.xml"
+    path.write_text(xml)
+    docs, (reject,), partials = read("stackexchange", path)
+    assert not docs and not partials
+    assert reject.reason == "extract:damaged_file"
+    assert "Forbidden" in reject.detail
+
+
+def test_mediawiki_entity_tricks_are_refused(tmp_path):
+    path = tmp_path / "evil-pages-articles.xml"
+    path.write_text(
+        '<?xml version="1.0"?><!DOCTYPE m [<!ENTITY e SYSTEM "file:///etc/passwd">]>'
+        "<mediawiki><page><title>&e;</title><ns>0</ns><id>1</id></page></mediawiki>"
+    )
+    docs, (reject,), _ = read("mediawiki", path)
+    assert not docs and "Forbidden" in reject.detail
+
+
+def _tar(members):
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        for info, data in members:
+            tar.addfile(info, io.BytesIO(data) if data is not None else None)
+    return buffer.getvalue()
+
+
+def _file(name, data):
+    info = tarfile.TarInfo(name)
+    info.size = len(data)
+    return info, data
+
+
+def _special(name, kind, link=""):
+    info = tarfile.TarInfo(name)
+    info.type, info.linkname = kind, link
+    return info, None
+
+
+def test_unsafe_tar_members_are_recorded_and_skipped(tmp_path):
+    book = b"A fine book about rivers. " * 40
+    archive = _tar(
+        [
+            _file("books/good.txt", book),
+            _file("/etc/absolute.txt", b"x"),
+            _file("books/../../escape.txt", b"x"),
+            _special("books/link.txt", tarfile.SYMTYPE, "/etc/passwd"),
+            _special("books/hard.txt", tarfile.LNKTYPE, "books/good.txt"),
+            _special("books/dev", tarfile.CHRTYPE),
+            _special("books/fifo", tarfile.FIFOTYPE),
+        ]
+    )
+    path = tmp_path / "books3-part.tar"
+    path.write_bytes(archive)
+    docs, rejects, _ = read("books-text", path)
+    assert [d["title"] for d in docs] == ["good"]
+    assert docs[0]["text"] == book.decode()
+    assert len(rejects) == 6 and {r.reason for r in rejects} == {"extract:unsafe_tar_member"}
+    details = " ".join(r.detail for r in rejects)
+    for needle in ("unsafe path '/etc/absolute.txt'", "escape.txt", "link", "device or fifo"):
+        assert needle in details
+
+
+def test_unsafe_members_in_an_arxiv_submission(tmp_path):
+    main = b"\\documentclass{article}\\begin{document}\\section{Intro}Text here.\\end{document}"
+    archive = _tar([_file("main.tex", main), _file("../evil.tex", b"\\documentclass{x}")])
+    path = tmp_path / "2001.99999.tar.gz"
+    path.write_bytes(gzip.compress(archive))
+    docs, rejects, _ = read("arxiv", path)
+    assert [d["text"] for d in docs] == ["\\section{Intro}Text here."]
+    assert [r.reason for r in rejects] == ["extract:unsafe_tar_member"]
+
+
+def test_decompression_bomb_is_stopped(tmp_path):
+    path = tmp_path / "bomb.json.gz"
+    path.write_bytes(gzip.compress(b"\0" * 20_000_000))  # 20 MB of zeros in ~20 KB
+    limits = ExtractConfig(compression_check_after_bytes=1_000_000, max_compression_ratio=100)
+    docs, (reject,), _ = read("c4", path, limits)
+    assert reject.reason == "extract:too_large" and "decompression bomb" in reject.detail
+
+
+def test_oversized_tar_member_is_refused_without_reading(tmp_path):
+    archive = _tar([_file("big.txt", b"y" * 5000), _file("small.txt", b"a small book " * 10)])
+    path = tmp_path / "books.tar"
+    path.write_bytes(archive)
+    docs, rejects, _ = read("books-text", path, ExtractConfig(max_member_bytes=1000))
+    assert [d["title"] for d in docs] == ["small"]
+    assert rejects[0].reason == "extract:unsafe_tar_member" and "5000 bytes" in rejects[0].detail
+
+
+def test_empty_files(tmp_path):
+    for fmt, name in [
+        ("c4", "empty.json.gz"),
+        ("jsonl", "empty.jsonl"),
+        ("wet", "e.warc.wet"),
+        ("mediawiki", "e-pages-articles.xml"),
+        ("gutenberg", "1.txt"),
+    ]:
+        path = tmp_path / name
+        path.write_bytes(gzip.compress(b"") if name.endswith(".gz") else b"")
+        docs, rejects, _ = read(fmt, path)
+        routed = list(route(docs, ExtractConfig()))
+        assert all(r.value["reason"] == "extract:empty_text" for r in routed), fmt
+        assert [r.reason for r in rejects] in ([], ["extract:empty_file"]), fmt
+
+
+def test_a_100_mb_document_on_one_line(tmp_path):
+    path = tmp_path / "huge.jsonl"
+    with open(path, "wb") as out:
+        out.write(json.dumps({"text": "small before"}).encode() + b"\n")
+        out.write(b'{"text": "' + b"x" * 100_000_000 + b'"}\n')
+        out.write(json.dumps({"text": "small after"}).encode() + b"\n")
+    docs, rejects, _ = read("jsonl", path)
+    assert [d["text"] for d in docs] == ["small before", "small after"]
+    assert [r.reason for r in rejects] == ["extract:too_large"]
+
+
+def test_a_huge_document_inside_a_warc_record():
+    limits = ExtractConfig(max_document_bytes=1000)
+    wet = next((SAMPLES / "commoncrawl").glob("*.wet.gz"))
+    docs, rejects, _ = read("wet", wet, limits)
+    assert docs and rejects and {r.reason for r in rejects} == {"extract:too_large"}
