@@ -54,13 +54,15 @@ def _parser() -> argparse.ArgumentParser:
 def cmd_build(args: argparse.Namespace, beam_flags: list[str]) -> int:
     from flows.build import build
     from flows.report import input_warnings, print_report
+    from pipelines.stages import StageContext
     from pipelines.stages.extract import expand_inputs
 
     # A bad recipe or a missing input fails here, in a second, before Prefect starts.
     recipe = load_recipe(args.recipe)
+    ctx = StageContext.from_recipe(recipe)
     for source in args.sources or recipe.sources:
         if source in recipe.sources:
-            expand_inputs(source, recipe.sources[source].inputs)
+            expand_inputs(ctx, source)
     state = build(
         recipe_path=args.recipe,
         stages=args.stages,

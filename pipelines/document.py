@@ -66,6 +66,11 @@ def token_dtype(vocab_size: int) -> pa.DataType:
     return pa.uint16() if vocab_size <= 1 << 16 else pa.uint32()
 
 
+def unit_hash(*parts: Any) -> float:
+    """A deterministic number in [0, 1) from any values: sampling and shuffling without state."""
+    return xxhash.xxh3_64_intdigest("\x1f".join(map(str, parts)).encode()) / 2**64
+
+
 def make_id(source: str, origin: str) -> str:
     """A document id stable across runs and machines: the source plus a hash of the origin."""
     return f"{source}/{xxhash.xxh3_64_hexdigest(origin.encode('utf-8'))}"

@@ -14,7 +14,14 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from pipelines.errors import RecipeError
 from trainer.config import TrainSettings
@@ -67,6 +74,26 @@ class ExtractConfig(_Strict):
     max_invalid_char_fraction: float = Field(0.01, ge=0, le=1)
 
 
+class FetchConfig(_Strict):
+    """How http(s) inputs are downloaded into `<workdir>/fetch/`."""
+
+    retries: int = Field(6, ge=0)  # on 5xx, 429, resets and short bodies
+    backoff_s: float = Field(1.0, ge=0)  # doubled after every failed attempt...
+    max_backoff_s: float = Field(60.0, ge=0)  # ...up to this
+    timeout_s: float = Field(60.0, gt=0)  # per connection attempt and read
+
+
+class CrawlConfig(_Strict):
+    """A CommonCrawl crawl: its file list (`<kind>.paths.gz`) picks the inputs."""
+
+    id: str = Field(pattern=r"^CC-MAIN-\d{4}-\d{2}$")  # e.g. CC-MAIN-2020-05
+    base_url: str = "https://data.commoncrawl.org/"
+    kind: Literal["wet", "warc"] = "wet"
+    max_files: int | None = Field(None, gt=0)  # the first N files of the list
+    fraction: float | None = Field(None, gt=0, le=1)  # or a deterministic sample
+    seed: int = 0
+
+
 class QualityConfig(_Strict):
     """Simple heuristics (subset of C4 / Gopher rules; thresholds are the published ones)."""
 
@@ -82,19 +109,21 @@ class QualityConfig(_Strict):
 
 class SourceConfig(_Strict):
     format: SourceFormat
-    inputs: list[str]
+    inputs: list[str] = Field(default_factory=list)  # paths, globs, URIs, http(s) URLs
+    crawl: CrawlConfig | None = None  # CommonCrawl: inputs from a crawl's file list
+    # Published md5/sha1/sha256 lists ("HEX  NAME" lines) that downloads are verified against.
+    checksums: list[str] = Field(default_factory=list)
     weight: float = Field(gt=0)
     # None: record the language but keep every document (ArXiv, StackExchange, GitHub).
     languages: list[str] | None = None
     min_language_score: float = Field(0.5, ge=0, le=1)  # CCNet's default threshold
     quality: QualityConfig | None = None  # None: the recipe-level `quality` section
 
-    @field_validator("inputs")
-    @classmethod
-    def _non_empty(cls, inputs: list[str]) -> list[str]:
-        if not inputs:
-            raise ValueError("needs at least one input path, glob or URI")
-        return inputs
+    @model_validator(mode="after")
+    def _has_inputs(self) -> SourceConfig:
+        if not self.inputs and self.crawl is None:
+            raise ValueError("needs `inputs` (paths, globs, URIs or URLs) or a `crawl`")
+        return self
 
 
 class LangIdConfig(_Strict):
@@ -123,6 +152,7 @@ class Recipe(_Strict):
     workdir: str
     runner: RunnerConfig = Field(default_factory=RunnerConfig)
     sources: dict[str, SourceConfig]
+    fetch: FetchConfig = Field(default_factory=FetchConfig)
     extract: ExtractConfig = Field(default_factory=ExtractConfig)
     langid: LangIdConfig = Field(default_factory=LangIdConfig)
     quality: QualityConfig = Field(default_factory=QualityConfig)

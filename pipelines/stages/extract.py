@@ -6,23 +6,39 @@ from collections.abc import Iterator
 from typing import Any
 
 import apache_beam as beam
+from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
 from pipelines.beam_io import CountChars
 from pipelines.document import document_schema, reject_schema, with_rejection
 from pipelines.errors import InputError
-from pipelines.recipe import ExtractConfig
+from pipelines.fetch import (
+    Expected,
+    FetchError,
+    crawl_inputs,
+    fetch,
+    is_remote_url,
+    parse_checksums,
+)
+from pipelines.recipe import ExtractConfig, FetchConfig
 from pipelines.sources import ASSEMBLERS, READERS, Partial, Rejected, read_file
+from pipelines.sources.base import base_name, file_rejection
 from pipelines.stages.base import Stage, StageContext
 from pipelines.store import file_metadata, file_problems
 
 DOCS, REJECTS, PARTIALS = "docs", "rejects", "partials"
 
 
-def expand_inputs(source: str, patterns: list[str]) -> list[tuple[str, int, float]]:
-    """Every file a source's inputs name; a pattern that matches nothing is an error."""
-    files = []
-    for index, pattern in enumerate(patterns):
+def expand_inputs(ctx: StageContext, source: str) -> list[tuple[str, int | None, float | None]]:
+    """Every input of a source as (location, size_bytes, last_updated): files matched by its
+    paths, globs and URIs, its http(s) URLs (size unknown until fetched), and the files its
+    CommonCrawl `crawl` selects. A pattern that matches nothing is an error."""
+    spec = ctx.recipe.sources[source]
+    inputs: list[tuple[str, int | None, float | None]] = []
+    for index, pattern in enumerate(spec.inputs):
+        if is_remote_url(pattern):
+            inputs.append((pattern, None, None))
+            continue
         try:
             matched = file_metadata(pattern)
         except Exception as exc:  # Beam raises BeamIOError for unknown schemes and such
@@ -31,19 +47,62 @@ def expand_inputs(source: str, patterns: list[str]) -> list[tuple[str, int, floa
             ) from None
         if not matched:
             raise InputError(f"sources.{source}.inputs[{index}]: no file matches {pattern}")
-        files.extend(matched)
-    return sorted(set(files))
+        inputs.extend(matched)
+    if spec.crawl is not None:
+        try:
+            urls = crawl_inputs(spec.crawl, fetch_cache(ctx), ctx.recipe.fetch)
+        except FetchError as exc:
+            raise InputError(f"sources.{source}.crawl: {exc}") from None
+        inputs.extend((url, None, None) for url in urls)
+    return sorted(set(inputs), key=lambda item: item[0])
+
+
+def fetch_cache(ctx: StageContext) -> str:
+    """Where downloads are cached: `<workdir>/fetch`, shared by every source and rerun."""
+    return FileSystems.join(ctx.store.workdir, "fetch")
+
+
+def published_checksums(ctx: StageContext, source: str) -> dict[str, tuple[str, str]]:
+    """{file name: (algorithm, hex)} from the checksum lists a source names."""
+    sums: dict[str, tuple[str, str]] = {}
+    for index, url in enumerate(ctx.recipe.sources[source].checksums):
+        try:
+            listing = fetch(url, fetch_cache(ctx), ctx.recipe.fetch)
+        except FetchError as exc:
+            raise InputError(f"sources.{source}.checksums[{index}]: {exc}") from None
+        with FileSystems.open(listing, compression_type=CompressionTypes.UNCOMPRESSED) as fh:
+            sums.update(parse_checksums(fh.read().decode("utf-8", "replace")))
+    return sums
 
 
 class RouteRecords(beam.DoFn):
     """Reads one file and sends documents, rejections and partial records to their outputs."""
 
-    def __init__(self, source: str, fmt: str, limits: ExtractConfig):
+    def __init__(
+        self,
+        source: str,
+        fmt: str,
+        limits: ExtractConfig,
+        fetch_config: FetchConfig,
+        cache_root: str,
+        checksums: dict[str, tuple[str, str]],
+    ):
         self.source = source
         self.fmt = fmt
         self.limits = limits
+        self.fetch_config = fetch_config
+        self.cache_root = cache_root
+        self.checksums = checksums
 
     def process(self, path: str) -> Iterator[Any]:
+        if is_remote_url(path):
+            expected = Expected(digest=self.checksums.get(base_name(path)))
+            try:
+                path = fetch(path, self.cache_root, self.fetch_config, expected)
+            except FetchError as exc:
+                failed = file_rejection(path, self.source, "extract:fetch_failed", str(exc))
+                yield from route([failed], self.limits)
+                return
         records = read_file(path, self.source, READERS[self.fmt], self.limits)
         yield from route(records, self.limits)
 
@@ -90,7 +149,7 @@ class ExtractStage(Stage):
         }
 
     def inputs_identity(self, ctx: StageContext, source: str) -> Any:
-        return expand_inputs(source, ctx.recipe.sources[source].inputs)
+        return expand_inputs(ctx, source)
 
     def summarize(self, ctx: StageContext, source: str, metrics: dict[str, int]) -> dict[str, Any]:
         summary = super().summarize(ctx, source, metrics)
@@ -103,15 +162,20 @@ class ExtractStage(Stage):
 
     def expand(self, pipeline: beam.Pipeline, ctx: StageContext, source: str) -> None:
         fmt = ctx.recipe.sources[source].format
-        files = [path for path, _, _ in expand_inputs(source, ctx.recipe.sources[source].inputs)]
+        files = [location for location, _, _ in expand_inputs(ctx, source)]
+        read = RouteRecords(
+            source,
+            fmt,
+            ctx.recipe.extract,
+            ctx.recipe.fetch,
+            fetch_cache(ctx),
+            published_checksums(ctx, source),
+        )
         routed = (
             pipeline
             | f"{source}/ListFiles" >> beam.Create(files)
             | f"{source}/SpreadFiles" >> beam.Reshuffle()
-            | f"{source}/Read"
-            >> beam.ParDo(RouteRecords(source, fmt, ctx.recipe.extract)).with_outputs(
-                PARTIALS, REJECTS, main=DOCS
-            )
+            | f"{source}/Read" >> beam.ParDo(read).with_outputs(PARTIALS, REJECTS, main=DOCS)
         )
         docs, rejects = [routed[DOCS]], [routed[REJECTS]]
         if fmt in ASSEMBLERS:

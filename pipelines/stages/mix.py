@@ -23,10 +23,11 @@ import pyarrow as pa
 from apache_beam.io.filesystems import FileSystems
 
 from pipelines.beam_io import read_arrow_ipc
+from pipelines.document import unit_hash
 from pipelines.errors import UserError
 from pipelines.shards import SHARD_GLOB, shard_schema
 from pipelines.stages.base import Stage, StageContext, require_manifest
-from pipelines.stages.tokenizer import BOS_ID, EOS_ID, unit_hash
+from pipelines.stages.tokenizer import BOS_ID, EOS_ID
 from pipelines.store import ALL_SOURCES, match_files
 
 HISTOGRAM_BINS = 1 << 16

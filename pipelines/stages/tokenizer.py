@@ -12,11 +12,10 @@ from typing import Any
 import apache_beam as beam
 import pyarrow as pa
 import sentencepiece as spm
-import xxhash
 from apache_beam.io.filesystems import FileSystems
 
 from pipelines.beam_io import write_arrow_ipc
-from pipelines.document import reject_schema, token_dtype, token_schema
+from pipelines.document import reject_schema, token_dtype, token_schema, unit_hash
 from pipelines.errors import UserError
 from pipelines.stages.base import Stage, StageContext, require_manifest
 from pipelines.stages.filtering import read_tables
@@ -24,11 +23,6 @@ from pipelines.store import ALL_SOURCES, match_files
 
 TOKENIZER_MODEL = "tokenizer.model"
 UNK_ID, BOS_ID, EOS_ID = 0, 1, 2  # LLaMA's special ids
-
-
-def unit_hash(*parts: Any) -> float:
-    """A deterministic number in [0, 1) from any values: sampling that needs no state."""
-    return xxhash.xxh3_64_intdigest("\x1f".join(map(str, parts)).encode()) / 2**64
 
 
 def sample_lines(text: str, max_bytes: int) -> Iterator[str]:
