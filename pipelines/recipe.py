@@ -111,6 +111,12 @@ class SourceConfig(_Strict):
     format: SourceFormat
     inputs: list[str] = Field(default_factory=list)  # paths, globs, URIs, http(s) URLs
     crawl: CrawlConfig | None = None  # CommonCrawl: inputs from a crawl's file list
+    # StackExchange: only these sites, or the largest `max_sites` among the inputs by size
+    # (the paper kept the 28 largest).
+    sites: list[str] | None = None
+    max_sites: int | None = Field(28, gt=0)
+    # GitHub: the licences a repository may carry (the paper: Apache, BSD, MIT).
+    licenses: list[str] = Field(default_factory=lambda: ["apache", "bsd", "mit"])
     # Published md5/sha1/sha256 lists ("HEX  NAME" lines) that downloads are verified against.
     checksums: list[str] = Field(default_factory=list)
     weight: float = Field(gt=0)

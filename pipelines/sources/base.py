@@ -147,6 +147,7 @@ def safe_member_problem(member: tarfile.TarInfo, limits: ExtractConfig) -> str |
 
 # What a damaged file raises while being read: decompressors, parsers, archives, warcio.
 def _damage_errors() -> tuple[type[BaseException], ...]:
+    from py7zr.exceptions import ArchiveError, PasswordRequired
     from warcio.recordloader import ArchiveLoadFailed
 
     return (
@@ -158,6 +159,8 @@ def _damage_errors() -> tuple[type[BaseException], ...]:
         SyntaxError,
         tarfile.TarError,
         ArchiveLoadFailed,
+        ArchiveError,
+        PasswordRequired,
         InputError,
     )
 

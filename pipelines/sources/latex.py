@@ -12,8 +12,10 @@ from dataclasses import dataclass
 _COMMENT_RE = re.compile(r"(?<!\\)%.*$", re.MULTILINE)
 _SECTION_RE = re.compile(r"\\(?:section|chapter)\*?\s*[\[{]")
 _BIBLIOGRAPHY_RE = re.compile(
-    r"\\begin\{thebibliography\}|\\bibliography\{|\\printbibliography|\\end\{document\}"
+    r"\\begin\{thebibliography\}|\\bibliography(?:style)?\{|\\printbibliography|\\end\{document\}"
 )
+# The end of a paper's title block: \maketitle, or the abstract when it comes after it.
+_TITLE_BLOCK_RE = re.compile(r"\\end\{abstract\}|\\maketitle")
 _TITLE_RE = re.compile(r"\\title\s*(?:\[[^\]]*\])?\s*\{((?:[^{}]|\{[^{}]*\})*)\}", re.DOTALL)
 _INPUT_RE = re.compile(r"\\(?:input|include)\s*\{([^{}]+)\}|\\input\s+([^\s{}\\]+)")
 _NEWCOMMAND_RE = re.compile(r"\\(?:re)?newcommand\*?|\\providecommand\*?|\\def(?![a-zA-Z])")
@@ -209,11 +211,19 @@ def clean_paper(files: dict[str, str], main: str) -> tuple[str, str | None]:
     if title:
         title = expand_macros(title, macros)
     text = expand_macros(text, macros)
-    section = _SECTION_RE.search(text)
-    if section:
-        text = text[section.start() :]
-    end = _BIBLIOGRAPHY_RE.search(text)
-    if end:
-        text = text[: end.start()]
+    begin = text.find("\\begin{document}")
+    body_start = begin + len("\\begin{document}") if begin != -1 else 0
+    end = _BIBLIOGRAPHY_RE.search(text, body_start)
+    body_end = end.start() if end else len(text)
+    section = _SECTION_RE.search(text, body_start, body_end)
+    if section and section.start() - body_start <= (body_end - body_start) / 2:
+        start = section.start()
+    else:
+        # Letters without sections (or whose only section is a supplement) would lose their
+        # whole body to the first-section rule: keep them from after the title block.
+        middle = body_start + (body_end - body_start) // 2
+        heads = [m.end() for m in _TITLE_BLOCK_RE.finditer(text, body_start, middle)]
+        start = max(heads, default=body_start)
+    text = text[start:body_end]
     text = re.sub(r"[ \t]+\n", "\n", text)
     return re.sub(r"\n{3,}", "\n\n", text).strip(), title

@@ -8,25 +8,75 @@ memory.
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from typing import Any, BinaryIO
 
+import py7zr
 from defusedxml.ElementTree import iterparse
 from resiliparse.extract.html2text import extract_plain_text
 
 from pipelines.document import make_document
-from pipelines.recipe import ExtractConfig
-from pipelines.sources.base import Partial, Record, Rejected, base_name, register
+from pipelines.errors import InputError
+from pipelines.recipe import ExtractConfig, is_uri
+from pipelines.sources.base import (
+    InputLimitError,
+    Partial,
+    Record,
+    Rejected,
+    base_name,
+    register,
+)
 
 QUESTION, ANSWER = "1", "2"
 
 
-def _site(path: str) -> str:
+def site_of(path: str) -> str:
+    """The site a dump file belongs to: `<site>/Posts.xml`, `<site>-Posts.xml`,
+    `<site>.7z` or `<site>-Posts.7z` (the names archive.org uses)."""
     parts = path.rstrip("/").split("/")
     name = parts[-1]
     if name.lower() == "posts.xml" and len(parts) > 1:
         return parts[-2]  # <site>/Posts.xml as the dump unpacks
-    return name.split("-Posts", 1)[0].removesuffix(".xml")
+    return name.removesuffix(".7z").removesuffix(".xml").split("-Posts", 1)[0]
+
+
+def _tags(raw: str | None) -> list[str]:
+    """Tags as the dumps store them: `<a><b>` (older) or `|a|b|` (newer)."""
+    if not raw:
+        return []
+    return [t for t in raw.replace("<", "|").replace(">", "|").split("|") if t]
+
+
+@contextmanager
+def _posts_xml(path: str, fh: BinaryIO, limits: ExtractConfig) -> Iterator[BinaryIO]:
+    """The Posts.xml stream of a dump: the file itself, or extracted from a .7z archive to a
+    temporary file (7z needs random access; the XML is still parsed as a stream)."""
+    if not path.endswith(".7z"):
+        yield fh
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        local = path
+        if is_uri(path) and not path.startswith("file://"):
+            local = os.path.join(tmp, "archive.7z")
+            with open(local, "wb") as out:
+                shutil.copyfileobj(fh, out, 1 << 20)
+        with py7zr.SevenZipFile(local.removeprefix("file://"), mode="r") as archive:
+            members = [i for i in archive.list() if base_name(i.filename).lower() == "posts.xml"]
+            if not members:
+                raise InputError(f"{path}: no Posts.xml in the archive")
+            member = members[0]
+            if member.uncompressed > limits.max_member_bytes:
+                raise InputLimitError(
+                    f"{path}: Posts.xml is {member.uncompressed} bytes "
+                    f"(limit {limits.max_member_bytes})"
+                )
+            archive.extract(path=tmp, targets=[member.filename])
+        with open(os.path.join(tmp, member.filename), "rb") as xml:
+            yield xml
 
 
 def html_to_text(html: str) -> str:
@@ -37,9 +87,14 @@ def html_to_text(html: str) -> str:
 def read_stackexchange(
     path: str, source: str, fh: BinaryIO, limits: ExtractConfig
 ) -> Iterator[Record]:
-    site = _site(path)
+    site = site_of(path)
     name = base_name(path)
-    for _, elem in iterparse(fh, events=("end",)):
+    with _posts_xml(path, fh, limits) as xml:
+        yield from _rows(xml, source, site, name)
+
+
+def _rows(xml: BinaryIO, source: str, site: str, name: str) -> Iterator[Record]:
+    for _, elem in iterparse(xml, events=("end",)):
         if elem.tag != "row":
             continue
         post = dict(elem.attrib)
@@ -73,6 +128,7 @@ def assemble_thread(source: str, key: str, posts: Iterable[dict[str, Any]]) -> I
     parts += [html_to_text(a.get("Body", "")) for a in answers]
     meta = {
         "site": site,
+        "tags": _tags(question.get("Tags")),
         "question_score": question.get("Score"),
         "answers": len(answers),
         "license": question.get("ContentLicense"),
@@ -86,3 +142,7 @@ def assemble_thread(source: str, key: str, posts: Iterable[dict[str, Any]]) -> I
         timestamp=question.get("CreationDate"),
         meta={k: v for k, v in meta.items() if v is not None},
     )
+
+
+# A .7z archive is opened by py7zr, which needs the file as it is on disk.
+read_stackexchange.decompresses = True  # type: ignore[attr-defined]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -20,9 +21,10 @@ from pipelines.fetch import (
     is_remote_url,
     parse_checksums,
 )
-from pipelines.recipe import ExtractConfig, FetchConfig
+from pipelines.recipe import ExtractConfig, FetchConfig, SourceConfig
 from pipelines.sources import ASSEMBLERS, READERS, Partial, Rejected, read_file
 from pipelines.sources.base import base_name, file_rejection
+from pipelines.sources.stackexchange import site_of
 from pipelines.stages.base import Stage, StageContext
 from pipelines.store import file_metadata, file_problems
 
@@ -48,6 +50,8 @@ def expand_inputs(ctx: StageContext, source: str) -> list[tuple[str, int | None,
         if not matched:
             raise InputError(f"sources.{source}.inputs[{index}]: no file matches {pattern}")
         inputs.extend(matched)
+    if spec.format == "stackexchange":
+        inputs = select_sites(inputs, spec.sites, spec.max_sites)
     if spec.crawl is not None:
         try:
             urls = crawl_inputs(spec.crawl, fetch_cache(ctx), ctx.recipe.fetch)
@@ -55,6 +59,25 @@ def expand_inputs(ctx: StageContext, source: str) -> list[tuple[str, int | None,
             raise InputError(f"sources.{source}.crawl: {exc}") from None
         inputs.extend((url, None, None) for url in urls)
     return sorted(set(inputs), key=lambda item: item[0])
+
+
+def select_sites(
+    inputs: list[tuple[str, int | None, float | None]],
+    sites: list[str] | None,
+    max_sites: int | None,
+) -> list[tuple[str, int | None, float | None]]:
+    """StackExchange dumps of the named sites, or of the largest `max_sites` sites by size
+    (sites whose size is unknown before download, given as URLs, are all kept)."""
+    if sites is not None:
+        return [item for item in inputs if site_of(item[0]) in sites]
+    if max_sites is None:
+        return inputs
+    sizes: dict[str, int] = {}
+    for location, size, _ in inputs:
+        if size is not None:
+            sizes[site_of(location)] = sizes.get(site_of(location), 0) + size
+    largest = set(sorted(sizes, key=lambda site: (-sizes[site], site))[:max_sites])
+    return [item for item in inputs if item[1] is None or site_of(item[0]) in largest]
 
 
 def fetch_cache(ctx: StageContext) -> str:
@@ -81,14 +104,16 @@ class RouteRecords(beam.DoFn):
     def __init__(
         self,
         source: str,
-        fmt: str,
+        spec: SourceConfig,
         limits: ExtractConfig,
         fetch_config: FetchConfig,
         cache_root: str,
         checksums: dict[str, tuple[str, str]],
     ):
         self.source = source
-        self.fmt = fmt
+        self.fmt = spec.format
+        # GitHub: the licences a file's repository may carry.
+        self.licenses = set(spec.licenses) if spec.format == "github" else None
         self.limits = limits
         self.fetch_config = fetch_config
         self.cache_root = cache_root
@@ -104,7 +129,16 @@ class RouteRecords(beam.DoFn):
                 yield from route([failed], self.limits)
                 return
         records = read_file(path, self.source, READERS[self.fmt], self.limits)
+        if self.licenses is not None:
+            records = (self.check_license(r) for r in records)
         yield from route(records, self.limits)
+
+    def check_license(self, record: Any) -> Any:
+        if isinstance(record, dict):
+            family = json.loads(record["meta"] or "{}").get("license")
+            if family not in self.licenses:
+                return Rejected(record, "extract:license", family or "no licence")
+        return record
 
 
 def document_problem(doc: dict[str, Any], limits: ExtractConfig) -> tuple[str, str] | None:
@@ -142,11 +176,11 @@ class ExtractStage(Stage):
 
     def config(self, ctx: StageContext, source: str) -> Any:
         spec = ctx.recipe.sources[source]
-        return {
-            "format": spec.format,
-            "inputs": spec.inputs,
-            "limits": ctx.recipe.extract.model_dump(mode="json"),
-        }
+        # Everything about the source that decides what extract reads and keeps.
+        reading = spec.model_dump(
+            mode="json", exclude={"weight", "languages", "min_language_score", "quality"}
+        )
+        return {**reading, "limits": ctx.recipe.extract.model_dump(mode="json")}
 
     def inputs_identity(self, ctx: StageContext, source: str) -> Any:
         return expand_inputs(ctx, source)
@@ -165,7 +199,7 @@ class ExtractStage(Stage):
         files = [location for location, _, _ in expand_inputs(ctx, source)]
         read = RouteRecords(
             source,
-            fmt,
+            ctx.recipe.sources[source],
             ctx.recipe.extract,
             ctx.recipe.fetch,
             fetch_cache(ctx),
