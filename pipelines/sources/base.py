@@ -67,26 +67,19 @@ class _CountingReader(io.RawIOBase):
         return n
 
 
-class _BombGuard(io.RawIOBase):
+class _BombGuard(_CountingReader):
     """Stops reading when the output outgrows the compressed input by a suspicious ratio."""
 
     def __init__(
         self, decompressed: BinaryIO, compressed: _CountingReader, path: str, limits: ExtractConfig
     ):
-        self.inner = decompressed
+        super().__init__(decompressed)
         self.compressed = compressed
         self.path = path
         self.limits = limits
-        self.count = 0
-
-    def readable(self) -> bool:
-        return True
 
     def readinto(self, buffer) -> int:
-        data = self.inner.read(len(buffer))
-        n = len(data)
-        buffer[:n] = data
-        self.count += n
+        n = super().readinto(buffer)
         if self.count > self.limits.compression_check_after_bytes:
             ratio = self.count / max(self.compressed.count, 1)
             if ratio > self.limits.max_compression_ratio:

@@ -6,7 +6,7 @@ trafilatura at ~24x the speed (see ENVIRONMENT.md), which matters at CommonCrawl
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import BinaryIO
 
 from resiliparse.extract.html2text import extract_plain_text
@@ -43,8 +43,17 @@ def _crawl_id(warcinfo_payload: bytes) -> str | None:
     return None
 
 
-@register("wet")
-def read_wet(path: str, source: str, fh: BinaryIO, limits: ExtractConfig) -> Iterator[Record]:
+def _warc_documents(
+    path: str,
+    source: str,
+    fh: BinaryIO,
+    limits: ExtractConfig,
+    record_type: str,
+    to_text: Callable[[bytes], str],
+    refuse: Callable[[ArcWarcRecord], tuple[str, str] | None] = lambda record: None,
+) -> Iterator[Record]:
+    """One document per `record_type` record: URL, date and the crawl id kept; a record too
+    large, refused, or cut short is recorded instead."""
     crawl_id = None
     for record in ArchiveIterator(fh):
         if record.rec_type is None:
@@ -53,7 +62,7 @@ def read_wet(path: str, source: str, fh: BinaryIO, limits: ExtractConfig) -> Ite
         if record.rec_type == "warcinfo":
             crawl_id = _crawl_id(record.content_stream().read())
             continue
-        if record.rec_type != "conversion":
+        if record.rec_type != record_type:
             continue
         headers = record.rec_headers
         meta = {"crawl": crawl_id, "warc_record_id": headers.get_header("WARC-Record-ID")}
@@ -68,6 +77,10 @@ def read_wet(path: str, source: str, fh: BinaryIO, limits: ExtractConfig) -> Ite
             timestamp=headers.get_header("WARC-Date"),
             meta=meta,
         )
+        refusal = refuse(record)
+        if refusal is not None:
+            yield Rejected(doc, *refusal)
+            continue
         body = read_capped(record.content_stream(), limits.max_document_bytes)
         if body is None:
             yield Rejected(doc, "extract:too_large", f"over {limits.max_document_bytes} bytes")
@@ -75,45 +88,32 @@ def read_wet(path: str, source: str, fh: BinaryIO, limits: ExtractConfig) -> Ite
         if _truncated(record):
             yield _truncation(path, source)
             return
-        doc["text"] = decode_text(body)
+        doc["text"] = to_text(body)
         yield doc
+
+
+def _html_to_text(body: bytes) -> str:
+    return extract_plain_text(bytes_to_str(body, detect_encoding(body)), main_content=True)
+
+
+def _not_html(record: ArcWarcRecord) -> tuple[str, str] | None:
+    headers = record.http_headers
+    content_type = headers.get_header("Content-Type", "") if headers else ""
+    if "html" in content_type.lower():
+        return None
+    return "extract:not_html", content_type or "no Content-Type"
+
+
+@register("wet")
+def read_wet(path: str, source: str, fh: BinaryIO, limits: ExtractConfig) -> Iterator[Record]:
+    """Text as Common Crawl extracted it: the `conversion` records."""
+    return _warc_documents(path, source, fh, limits, "conversion", decode_text)
 
 
 @register("warc")
 def read_warc(path: str, source: str, fh: BinaryIO, limits: ExtractConfig) -> Iterator[Record]:
-    crawl_id = None
-    for record in ArchiveIterator(fh):
-        if record.rec_type is None:
-            yield _truncation(path, source)
-            return
-        if record.rec_type == "warcinfo":
-            crawl_id = _crawl_id(record.content_stream().read())
-            continue
-        if record.rec_type != "response":
-            continue
-        headers = record.rec_headers
-        origin = headers.get_header("WARC-Record-ID") or headers.get_header("WARC-Target-URI")
-        url = headers.get_header("WARC-Target-URI")
-        meta = {"crawl": crawl_id, "warc_record_id": headers.get_header("WARC-Record-ID")}
-        content_type = (
-            record.http_headers.get_header("Content-Type", "") if record.http_headers else ""
-        )
-        doc = make_document(
-            source, origin, "", url=url, timestamp=headers.get_header("WARC-Date"), meta=meta
-        )
-        if "html" not in content_type.lower():
-            yield Rejected(doc, "extract:not_html", content_type or "no Content-Type")
-            continue
-        body = read_capped(record.content_stream(), limits.max_document_bytes)
-        if body is None:
-            yield Rejected(doc, "extract:too_large", f"over {limits.max_document_bytes} bytes")
-            continue
-        if _truncated(record):
-            yield _truncation(path, source)
-            return
-        html = bytes_to_str(body, detect_encoding(body))
-        doc["text"] = extract_plain_text(html, main_content=True)
-        yield doc
+    """HTML `response` records, main text extracted."""
+    return _warc_documents(path, source, fh, limits, "response", _html_to_text, _not_html)
 
 
 # warcio reads gzip member by member itself, which is how WARC files are compressed.
