@@ -174,6 +174,9 @@ def route(records, limits: ExtractConfig) -> Iterator[Any]:
 class ExtractStage(Stage):
     name = "extract"
 
+    def __init__(self) -> None:
+        self._listed: dict[str, list[tuple[str, int | None, float | None]]] = {}
+
     def config(self, ctx: StageContext, source: str) -> Any:
         spec = ctx.recipe.sources[source]
         # Everything about the source that decides what extract reads and keeps.
@@ -183,7 +186,13 @@ class ExtractStage(Stage):
         return {**reading, "limits": ctx.recipe.extract.model_dump(mode="json")}
 
     def inputs_identity(self, ctx: StageContext, source: str) -> Any:
-        return expand_inputs(ctx, source)
+        return self.inputs(ctx, source)
+
+    def inputs(self, ctx: StageContext, source: str) -> list[tuple[str, int | None, float | None]]:
+        """The source's inputs, listed once per run (globs, crawl listings)."""
+        if source not in self._listed:
+            self._listed[source] = expand_inputs(ctx, source)
+        return self._listed[source]
 
     def summarize(self, ctx: StageContext, source: str, metrics: dict[str, int]) -> dict[str, Any]:
         summary = super().summarize(ctx, source, metrics)
@@ -196,7 +205,7 @@ class ExtractStage(Stage):
 
     def expand(self, pipeline: beam.Pipeline, ctx: StageContext, source: str) -> None:
         fmt = ctx.recipe.sources[source].format
-        files = [location for location, _, _ in expand_inputs(ctx, source)]
+        files = [location for location, _, _ in self.inputs(ctx, source)]
         read = RouteRecords(
             source,
             ctx.recipe.sources[source],
