@@ -31,18 +31,32 @@ def split_table(
         yield beam.pvalue.TaggedOutput(
             KEPT, kept.select(document_schema(stage).names).cast(document_schema(stage))
         )
-    dropped_idx = [i for i, k in enumerate(keep) if not k]
-    if dropped_idx:
-        rejected = table.take(pa.array(dropped_idx, pa.int64()))
-        rejected = rejected.append_column(
-            "reason", pa.array([reasons[i] for i in dropped_idx], pa.string())
-        )
-        rejected = rejected.append_column(
-            "detail", pa.array([details[i] for i in dropped_idx], pa.string())
-        )
-        rejected = rejected.append_column("duplicate_of", pa.nulls(len(dropped_idx), pa.string()))
-        schema = reject_schema(stage)
-        yield beam.pvalue.TaggedOutput(REJECTED, rejected.select(schema.names).cast(schema))
+    rejected = rejected_table(table, keep, reasons, details, stage)
+    if rejected is not None:
+        yield beam.pvalue.TaggedOutput(REJECTED, rejected)
+
+
+def rejected_table(
+    table: pa.Table,
+    keep: Sequence[bool],
+    reasons: Sequence[str | None],
+    details: Sequence[str | None],
+    stage: str,
+) -> pa.Table | None:
+    """The rows not kept, with their reasons, in the stage's reject schema (None if none)."""
+    dropped = [i for i, k in enumerate(keep) if not k]
+    if not dropped:
+        return None
+    rejected = table.take(pa.array(dropped, pa.int64()))
+    rejected = rejected.append_column(
+        "reason", pa.array([reasons[i] for i in dropped], pa.string())
+    )
+    rejected = rejected.append_column(
+        "detail", pa.array([details[i] for i in dropped], pa.string())
+    )
+    rejected = rejected.append_column("duplicate_of", pa.nulls(len(dropped), pa.string()))
+    schema = reject_schema(stage)
+    return rejected.select(schema.names).cast(schema)
 
 
 def read_tables(

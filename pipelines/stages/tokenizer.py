@@ -18,7 +18,7 @@ from pipelines.beam_io import write_arrow_ipc
 from pipelines.document import reject_schema, token_dtype, token_schema, unit_hash
 from pipelines.errors import UserError
 from pipelines.stages.base import Stage, StageContext, require_manifest
-from pipelines.stages.filtering import read_tables
+from pipelines.stages.filtering import REJECTED, read_tables, rejected_table
 from pipelines.store import ALL_SOURCES, match_files
 
 TOKENIZER_MODEL = "tokenizer.model"
@@ -158,15 +158,10 @@ class TokenizeFn(beam.DoFn):
                 },
                 schema=token_schema(self.vocab_size),
             )
-        dropped = [i for i, k in enumerate(keep) if not k]
-        if dropped:
-            rejected = table.take(pa.array(dropped, pa.int64()))
-            n = len(dropped)
-            rejected = rejected.append_column("reason", pa.array(["tokenize:no_tokens"] * n))
-            rejected = rejected.append_column("detail", pa.nulls(n, pa.string()))
-            rejected = rejected.append_column("duplicate_of", pa.nulls(n, pa.string()))
-            schema = reject_schema("tokenize")
-            yield beam.pvalue.TaggedOutput("rejected", rejected.select(schema.names).cast(schema))
+        n = len(keep)
+        rejected = rejected_table(table, keep, ["tokenize:no_tokens"] * n, [None] * n, "tokenize")
+        if rejected is not None:
+            yield beam.pvalue.TaggedOutput(REJECTED, rejected)
 
 
 class TokenizeStage(Stage):
@@ -186,11 +181,11 @@ class TokenizeStage(Stage):
         model_path = FileSystems.join(ctx.store.dir("train-tokenizer"), TOKENIZER_MODEL)
         outputs = read_tables(pipeline, ctx, "dedup", source) | f"{source}/Encode" >> beam.ParDo(
             TokenizeFn(model_path, vocab_size, self.metrics_namespace(source))
-        ).with_outputs("rejected", main="kept")
+        ).with_outputs(REJECTED, main="kept")
         outputs["kept"] | write_arrow_ipc(
             ctx.store.dir(self.name, source), token_schema(vocab_size), f"{source}/WriteTokens"
         )
-        outputs["rejected"] | f"{source}/WriteRejects" >> beam.io.WriteToParquetBatched(
+        outputs[REJECTED] | f"{source}/WriteRejects" >> beam.io.WriteToParquetBatched(
             FileSystems.join(ctx.store.dir(self.name, source), "rejects", "part"),
             reject_schema("tokenize"),
             file_name_suffix=".parquet",

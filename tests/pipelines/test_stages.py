@@ -222,3 +222,23 @@ def test_builds_are_byte_identical_across_runners(built, tmp_path):
     first = json.loads(store.read_bytes(store.path("mix", "_all", MIXTURE_JSON)))["shards"]
     second = json.loads(ctx.store.read_bytes(ctx.store.path("mix", "_all", MIXTURE_JSON)))["shards"]
     assert first == second
+
+
+def test_tokenize_rejects_documents_without_tokens(built):
+    import pyarrow as pa
+
+    from pipelines.document import reject_schema
+    from pipelines.stages.tokenizer import TokenizeFn
+
+    recipe, store = built
+    docs = table(store.parts("dedup", "books")).slice(0, 2)
+    docs = docs.set_column(2, "text", pa.array([docs.column("text")[0].as_py(), ""]))
+    fn = TokenizeFn(store.path("train-tokenizer", "_all", "tokenizer.model"), 1024, "t/books")
+    fn.setup()
+    outputs = list(fn.process(docs))
+    kept, rejected = outputs[0], outputs[1]
+    assert kept.num_rows == 1 and kept.column("num_tokens")[0].as_py() > 0
+    assert rejected.tag == "rejected"
+    assert rejected.value.schema == reject_schema("tokenize")
+    assert rejected.value.column("reason").to_pylist() == ["tokenize:no_tokens"]
+    assert rejected.value.column("id").to_pylist() == [docs.column("id")[1].as_py()]
