@@ -18,11 +18,18 @@ def status_table(recipe: Recipe) -> Table:
             column, justify="right" if column in ("in", "kept", "rejected") else "left"
         )
     for stage in STAGES:
-        if stage in ("train-tokenizer", "mix"):
+        if stage in ("train-classifier", "train-tokenizer", "mix"):
             manifest = store.read_manifest(stage, ALL_SOURCES)
-            table.add_row(
-                stage, "(all)", "", "", "", "done" if manifest else "not run", end_section=True
-            )
+            note = "done" if manifest else "not run"
+            if stage == "train-classifier":
+                if not recipe.classifier_needed():
+                    note = "not needed"
+                elif manifest:
+                    m = manifest["metrics"]
+                    note = (
+                        f"held-out AUC {m['auc']}, precision {m['precision']}, recall {m['recall']}"
+                    )
+            table.add_row(stage, "(all)", "", "", "", note, end_section=True)
             continue
         for i, source in enumerate(recipe.sources):
             manifest = store.read_manifest(stage, source)

@@ -22,11 +22,19 @@ EXTRACT_FIELDS = [
     pa.field("meta", pa.string()),  # JSON object: format-specific metadata
 ]
 LANGID_FIELDS = [pa.field("language", pa.string()), pa.field("language_score", pa.float32())]
-QUALITY_FIELDS = [pa.field("word_count", pa.int32())]
+QUALITY_FIELDS = [
+    pa.field("word_count", pa.int32()),
+    pa.field("perplexity", pa.float32()),  # CCNet's KenLM perplexity, when configured
+    pa.field("quality_score", pa.float32()),  # the reference classifier's score, when configured
+]
 REJECT_FIELDS = [
-    pa.field("reason", pa.string(), nullable=False),  # `<stage>:<rule>`
-    pa.field("detail", pa.string()),  # the measured value that failed the rule
+    pa.field(
+        "reason", pa.string(), nullable=False
+    ),  # `<stage>:<rule>` or `<stage>:<filter>.<rule>`
+    pa.field("detail", pa.string()),  # the measured value against the threshold, as text
     pa.field("duplicate_of", pa.string()),  # dedup: id of the copy that was kept
+    pa.field("value", pa.float64()),  # filters: the measured value...
+    pa.field("threshold", pa.float64()),  # ...and the threshold it failed
 ]
 
 _STAGE_FIELDS = {
@@ -100,7 +108,19 @@ def make_document(
 
 
 def with_rejection(
-    row: dict[str, Any], reason: str, detail: str | None = None, duplicate_of: str | None = None
+    row: dict[str, Any],
+    reason: str,
+    detail: str | None = None,
+    duplicate_of: str | None = None,
+    value: float | None = None,
+    threshold: float | None = None,
 ) -> dict[str, Any]:
     """A reject row: the document plus the rule that dropped it."""
-    return {**row, "reason": reason, "detail": detail, "duplicate_of": duplicate_of}
+    return {
+        **row,
+        "reason": reason,
+        "detail": detail,
+        "duplicate_of": duplicate_of,
+        "value": value,
+        "threshold": threshold,
+    }

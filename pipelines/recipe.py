@@ -11,7 +11,7 @@ import json
 import os
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal, Union
 
 import yaml
 from pydantic import (
@@ -23,6 +23,10 @@ from pydantic import (
     model_validator,
 )
 
+from filters.c4 import C4Config
+from filters.gopher import GopherQualityConfig, GopherRepetitionConfig
+from filters.perplexity import PerplexityConfig
+from filters.quality_classifier import ClassifierTrainingConfig, ReferenceClassifierConfig
 from pipelines.errors import RecipeError
 from trainer.config import TrainSettings
 
@@ -39,7 +43,16 @@ SourceFormat = Literal[
     "jsonl",
 ]
 
-STAGES = ("extract", "langid", "quality", "dedup", "train-tokenizer", "tokenize", "mix")
+STAGES = (
+    "extract",
+    "langid",
+    "train-classifier",
+    "quality",
+    "dedup",
+    "train-tokenizer",
+    "tokenize",
+    "mix",
+)
 # Stages that run once per source; the others run once over all sources.
 PER_SOURCE_STAGES = ("extract", "langid", "quality", "dedup", "tokenize")
 
@@ -94,17 +107,18 @@ class CrawlConfig(_Strict):
     seed: int = 0
 
 
-class QualityConfig(_Strict):
-    """Simple heuristics (subset of C4 / Gopher rules; thresholds are the published ones)."""
-
-    min_words: int = 50  # Gopher: documents with fewer than 50 words are removed
-    max_words: int = 100_000  # Gopher
-    min_mean_word_length: float = 3.0  # Gopher
-    max_mean_word_length: float = 10.0  # Gopher
-    max_symbol_word_ratio: float = 0.1  # Gopher: '#' and '...' per word
-    min_alpha_word_fraction: float = 0.8  # Gopher: 80% of words contain a letter
-    max_lorem_ipsum: int = 0  # C4: any "lorem ipsum" removes the page
-    enabled: bool = True
+# The named quality filters a source can list under `filters`, each with its published defaults.
+FilterConfig = Annotated[
+    Union[  # noqa: UP007 (a discriminated union reads best this way)
+        GopherQualityConfig,
+        GopherRepetitionConfig,
+        C4Config,
+        PerplexityConfig,
+        ReferenceClassifierConfig,
+    ],
+    Field(discriminator="name"),
+]
+FILTER_NAMES = ("gopher_quality", "gopher_repetition", "c4", "perplexity", "reference_classifier")
 
 
 class SourceConfig(_Strict):
@@ -123,7 +137,27 @@ class SourceConfig(_Strict):
     # None: record the language but keep every document (ArXiv, StackExchange, GitHub).
     languages: list[str] | None = None
     min_language_score: float = Field(0.5, ge=0, le=1)  # CCNet's default threshold
-    quality: QualityConfig | None = None  # None: the recipe-level `quality` section
+    # The quality filters, applied in order; the first that fails drops the document.
+    # Each item: a filter name, or a mapping with `name:` and the thresholds to change.
+    filters: list[FilterConfig] = Field(default_factory=list)
+
+    @field_validator("filters", mode="before")
+    @classmethod
+    def _filter_names(cls, value: Any) -> Any:
+        if not isinstance(value, list):
+            return value
+        items = []
+        for item in value:
+            if isinstance(item, str):
+                if item not in FILTER_NAMES:
+                    raise ValueError(f"unknown filter {item!r} (one of {', '.join(FILTER_NAMES)})")
+                item = {"name": item}
+            elif isinstance(item, dict) and item.get("name") not in FILTER_NAMES:
+                raise ValueError(
+                    f"unknown filter {item.get('name')!r} (one of {', '.join(FILTER_NAMES)})"
+                )
+            items.append(item)
+        return items
 
     @model_validator(mode="after")
     def _has_inputs(self) -> SourceConfig:
@@ -133,7 +167,8 @@ class SourceConfig(_Strict):
 
 
 class LangIdConfig(_Strict):
-    # None: the cached lid.176.ftz fetched by `llama-recipe fetch-lid-model`.
+    # None: the cached lid.176.ftz fetched by `llama-recipe fetch-lid-model`; or the path,
+    # URI or URL of another fastText language-ID model (e.g. the full lid.176.bin).
     model: str | None = None
     batch_size: int = 512
 
@@ -161,7 +196,9 @@ class Recipe(_Strict):
     fetch: FetchConfig = Field(default_factory=FetchConfig)
     extract: ExtractConfig = Field(default_factory=ExtractConfig)
     langid: LangIdConfig = Field(default_factory=LangIdConfig)
-    quality: QualityConfig = Field(default_factory=QualityConfig)
+    # The reference classifier's training data; needed when a source lists a
+    # `reference_classifier` filter without a `model` of its own.
+    quality_classifier: ClassifierTrainingConfig | None = None
     tokenizer: TokenizerConfig = Field(default_factory=TokenizerConfig)
     mixture: MixtureConfig
     train: TrainSettings = Field(default_factory=TrainSettings)
@@ -181,8 +218,32 @@ class Recipe(_Strict):
         total = sum(s.weight for s in self.sources.values())
         return {name: s.weight / total for name, s in self.sources.items()}
 
-    def quality_for(self, source: str) -> QualityConfig:
-        return self.sources[source].quality or self.quality
+    @model_validator(mode="after")
+    def _classifier_has_data(self) -> Recipe:
+        for name, source in self.sources.items():
+            for f in source.filters:
+                if isinstance(f, ReferenceClassifierConfig) and f.model is None:
+                    if self.quality_classifier is None:
+                        raise ValueError(
+                            f"sources.{name}.filters: reference_classifier has no `model`; "
+                            "give one or add a `quality_classifier` section to train it"
+                        )
+        if self.quality_classifier is not None:
+            for item in self.quality_classifier.positives + self.quality_classifier.negatives:
+                if "." not in item and "/" not in item and item not in self.sources:
+                    raise ValueError(
+                        f"quality_classifier: {item!r} is neither a source of this recipe "
+                        "nor a JSONL file"
+                    )
+        return self
+
+    def classifier_needed(self) -> bool:
+        """Whether some source uses the classifier the recipe trains."""
+        return any(
+            isinstance(f, ReferenceClassifierConfig) and f.model is None
+            for source in self.sources.values()
+            for f in source.filters
+        )
 
     def section_hash(self, *parts: Any) -> str:
         """A stable hash of some configuration (pydantic models or plain JSON data)."""
@@ -234,6 +295,15 @@ def load_recipe(path: str | os.PathLike[str]) -> Recipe:
         source.inputs = [_resolve(p, base) for p in source.inputs]
     if recipe.langid.model is not None:
         recipe.langid.model = _resolve(recipe.langid.model, base)
+    for source in recipe.sources.values():
+        for f in source.filters:
+            for key in ("model", "tokenizer", "bad_words"):
+                if getattr(f, key, None) is not None:
+                    setattr(f, key, _resolve(getattr(f, key), base))
+    if recipe.quality_classifier is not None:
+        qc = recipe.quality_classifier
+        qc.positives = [p if p in recipe.sources else _resolve(p, base) for p in qc.positives]
+        qc.negatives = [p if p in recipe.sources else _resolve(p, base) for p in qc.negatives]
     if recipe.train.checkpoint_dir is not None:
         recipe.train.checkpoint_dir = _resolve(recipe.train.checkpoint_dir, base)
     return recipe

@@ -19,6 +19,7 @@ import uuid
 from pathlib import Path
 from xml.sax.saxutils import escape, quoteattr
 
+import registers
 import texts
 from warcio.warcwriter import WARCWriter
 
@@ -92,6 +93,16 @@ def commoncrawl_pages() -> list[tuple[str, str]]:
     # Near duplicates: an earlier page with a line of boilerplate added.
     pages.append(("https://syndicated.example.com/a", pages[3][1] + "\n\nShare this article"))
     pages.append(("https://syndicated.example.com/b", pages[4][1] + "\n\nRead more posts"))
+    # What most of a random crawl is: shops, forums, personal blogs, listings, notices...
+    r = rng("cc-web")
+    for i in range(72):
+        kind, text = registers.web_page(r)
+        pages.append((f"https://www.{kind}-{registers.name(r, 2).lower()}.example.com/{i}", text))
+    # ...and a few reference-like pages, the kind the reference classifier keeps.
+    r = rng("cc-reference")
+    for _ in range(10):
+        title, text = registers.encyclopedia_article(r)
+        pages.append((f"https://encyclopedia.example.net/wiki/{title.replace(' ', '_')}", text))
     return pages
 
 
@@ -259,6 +270,16 @@ def wikitext(r: random.Random, title: str, topic: str) -> str:
     )
 
 
+def encyclopedia_wikitext(title: str, text: str) -> str:
+    """Wiki markup around a generated article: bold title, headings, a reference, categories."""
+    blocks = text.split("\n\n")
+    lead = blocks[0].replace(title, f"'''{title}'''", 1)
+    body = [lead + "<ref>{{cite book |title=Gazetteer |year=1999}}</ref>"]
+    for block in blocks[1:]:
+        body.append(f"== {block} ==" if len(block.split()) <= 3 else block)
+    return "\n\n".join([*body, "== References ==\n{{Reflist}}", "[[Category:Sample articles]]"])
+
+
 def mediawiki_dump(dbname: str, lang: str, pages: list[tuple[int, str, int, str, bool]]) -> bytes:
     file_ns, category_ns = ("Datei", "Kategorie") if lang == "de" else ("File", "Category")
     out = [
@@ -307,6 +328,12 @@ def write_wikipedia(directory: Path) -> None:
             title = topic.title() + variant
             pages.append((page_id, title, 0, wikitext(r, title, topic), False))
             page_id += 1
+    # Encyclopedia articles on invented towns, species and people.
+    r = rng("wiki-articles")
+    for _ in range(56):
+        title, text = registers.encyclopedia_article(r)
+        pages.append((page_id, title, 0, encyclopedia_wikitext(title, text), False))
+        page_id += 1
     pages.append((page_id, "Breadmaking", 0, "#REDIRECT [[Bread]]", True))
     pages.append((page_id + 1, "River (geography)", 0, "#REDIRECT [[Rivers]]", True))
     pages.append((page_id + 2, "Talk:Rivers", 1, "Should the delta section be longer? ~~~~", False))

@@ -1,6 +1,7 @@
 """The stages, in the order they run."""
 
 from pipelines.stages.base import Stage, StageContext, StageResult, run_stage
+from pipelines.stages.classifier import TrainClassifierStage
 from pipelines.stages.dedup import DedupStage
 from pipelines.stages.extract import ExtractStage
 from pipelines.stages.langid import LangIdStage
@@ -11,6 +12,7 @@ from pipelines.stages.tokenizer import TokenizeStage, TrainTokenizerStage
 STAGE_CLASSES: dict[str, type[Stage]] = {
     "extract": ExtractStage,
     "langid": LangIdStage,
+    "train-classifier": TrainClassifierStage,
     "quality": QualityStage,
     "dedup": DedupStage,
     "train-tokenizer": TrainTokenizerStage,

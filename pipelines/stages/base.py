@@ -37,7 +37,7 @@ class StageContext:
 class StageResult:
     stage: str
     source: str
-    status: str  # "ran" or "skipped"
+    status: str  # "ran", "skipped" (current) or "not needed" (the recipe does not use it)
     manifest: dict[str, Any] = field(default_factory=dict)
 
 
@@ -71,6 +71,10 @@ class Stage:
 
     def expand(self, pipeline: beam.Pipeline, ctx: StageContext, source: str) -> None:
         raise NotImplementedError
+
+    def needed(self, ctx: StageContext) -> bool:
+        """False when the recipe does not use this stage (nothing runs, nothing is written)."""
+        return True
 
     def before_run(self, ctx: StageContext, sources: Sequence[str]) -> None:
         """Work on the driver before the pipeline is built (validation, planning)."""
@@ -133,6 +137,8 @@ def run_stage(
 ) -> list[StageResult]:
     """Bring a stage up to date for some sources; one Beam pipeline for all that must run."""
     targets = list(sources) if stage.per_source else [ALL_SOURCES]
+    if not stage.needed(ctx):
+        return [StageResult(stage.name, source, "not needed") for source in targets]
     results: dict[str, StageResult] = {}
     to_run: dict[str, str] = {}
     for source in targets:

@@ -181,7 +181,7 @@ class ExtractStage(Stage):
         spec = ctx.recipe.sources[source]
         # Everything about the source that decides what extract reads and keeps.
         reading = spec.model_dump(
-            mode="json", exclude={"weight", "languages", "min_language_score", "quality"}
+            mode="json", exclude={"weight", "languages", "min_language_score", "filters"}
         )
         return {**reading, "limits": ctx.recipe.extract.model_dump(mode="json")}
 

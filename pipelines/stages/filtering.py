@@ -23,6 +23,8 @@ def split_table(
     reasons: Sequence[str | None],
     details: Sequence[str | None],
     stage: str,
+    values: Sequence[float | None] | None = None,
+    thresholds: Sequence[float | None] | None = None,
 ) -> Iterator[beam.pvalue.TaggedOutput]:
     """Tagged kept/rejected Tables from one Table and a decision per row."""
     mask = pa.array(keep, pa.bool_())
@@ -31,7 +33,7 @@ def split_table(
         yield beam.pvalue.TaggedOutput(
             KEPT, kept.select(document_schema(stage).names).cast(document_schema(stage))
         )
-    rejected = rejected_table(table, keep, reasons, details, stage)
+    rejected = rejected_table(table, keep, reasons, details, stage, values, thresholds)
     if rejected is not None:
         yield beam.pvalue.TaggedOutput(REJECTED, rejected)
 
@@ -42,6 +44,8 @@ def rejected_table(
     reasons: Sequence[str | None],
     details: Sequence[str | None],
     stage: str,
+    values: Sequence[float | None] | None = None,
+    thresholds: Sequence[float | None] | None = None,
 ) -> pa.Table | None:
     """The rows not kept, with their reasons, in the stage's reject schema (None if none)."""
     dropped = [i for i, k in enumerate(keep) if not k]
@@ -55,6 +59,9 @@ def rejected_table(
         "detail", pa.array([details[i] for i in dropped], pa.string())
     )
     rejected = rejected.append_column("duplicate_of", pa.nulls(len(dropped), pa.string()))
+    for name, column in (("value", values), ("threshold", thresholds)):
+        data = [column[i] for i in dropped] if column is not None else [None] * len(dropped)
+        rejected = rejected.append_column(name, pa.array(data, pa.float64()))
     schema = reject_schema(stage)
     return rejected.select(schema.names).cast(schema)
 

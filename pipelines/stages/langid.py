@@ -2,29 +2,17 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Iterator
 from typing import Any
 
 import apache_beam as beam
 import pyarrow as pa
-from apache_beam.io.filesystems import FileSystems
 
 from filters.langid import LanguageIdentifier, language_decision
 from filters.langid_model import resolve_model_path
+from pipelines.stages.assets import local_copy, model_location
 from pipelines.stages.base import StageContext
 from pipelines.stages.filtering import FilterStage, split_table
-
-
-def local_copy(path: str) -> str:
-    """A local file for libraries that only open local paths (fastText, SentencePiece)."""
-    if "://" not in path or path.startswith("file://"):
-        return path.removeprefix("file://")
-    fd, local = tempfile.mkstemp(suffix=os.path.basename(path))
-    with os.fdopen(fd, "wb") as out, FileSystems.open(path) as src:
-        out.write(src.read())
-    return local
 
 
 class LangIdFn(beam.DoFn):
@@ -75,7 +63,12 @@ class LangIdStage(FilterStage):
         }
 
     def before_run(self, ctx: StageContext, sources: list[str]) -> None:
-        self.model_path = resolve_model_path(ctx.recipe.langid.model)
+        configured = ctx.recipe.langid.model
+        self.model_path = (
+            model_location(ctx, configured, "langid.model")
+            if configured
+            else resolve_model_path(None)
+        )
 
     def make_fn(self, ctx: StageContext, source: str) -> beam.DoFn:
         spec = ctx.recipe.sources[source]
