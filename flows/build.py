@@ -103,6 +103,11 @@ def build(
         # restricted to some sources brings their own stages up to date and leaves the shared
         # ones for a full build.
         order = [stage for stage in order if STAGES.index(stage) < STAGES.index("train-tokenizer")]
+        if any(recipe.uses_trained_classifier(s) for s in chosen):
+            # The classifier these sources filter with needs its training sources too.
+            chosen += [s for s in recipe.classifier_sources() if s not in chosen]
+        else:
+            order = [stage for stage in order if stage != "train-classifier"]
     summary: list[dict[str, Any]] = []
     for stage in order:
         state = STAGE_FLOWS[stage](

@@ -1,4 +1,4 @@
-"""`llama-recipe`: build the data, show where it stands, train, fetch the language-ID model.
+"""`llama-recipe`: build the data, show where it stands, tune the filters, train.
 
 Flags that `build` does not know go to Beam's PipelineOptions, as in every Beam program
 (`--runner DataflowRunner --project ...`).
@@ -45,6 +45,22 @@ def _parser() -> argparse.ArgumentParser:
     train = commands.add_parser("train", help="train the recipe's model on its mix shards")
     train.add_argument("recipe")
     train.add_argument("--max-steps", type=int, help="override train.max_steps")
+
+    classifier = commands.add_parser(
+        "train-quality-classifier",
+        help="train the reference classifier from the recipe's quality_classifier section",
+    )
+    classifier.add_argument("recipe")
+    classifier.add_argument("--force", action="store_true", help="retrain even when current")
+
+    explain = commands.add_parser(
+        "explain-filters", help="scores and verdicts of every filter for a sample of documents"
+    )
+    explain.add_argument("recipe")
+    explain.add_argument("--source", required=True, help="the source to sample")
+    explain.add_argument("--sample", type=int, default=20, metavar="N", help="documents (20)")
+    explain.add_argument("--seed", type=int, default=0, help="draws the sample (0)")
+    explain.add_argument("--json", action="store_true", help="one JSON object per document")
 
     fetch = commands.add_parser("fetch-lid-model", help="download and verify lid.176.ftz")
     fetch.add_argument("--dest", type=Path, help="where to put it (default: the user cache)")
@@ -117,6 +133,60 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _bring_up_to_date(ctx, stages: list[str], sources: list[str]) -> None:
+    from pipelines.stages import STAGE_CLASSES, run_stage
+
+    for stage in stages:
+        for result in run_stage(STAGE_CLASSES[stage](), ctx, sources):
+            print(f"{stage}/{result.source}: {result.status}", file=sys.stderr)
+
+
+def cmd_train_classifier(args: argparse.Namespace) -> int:
+    from pipelines.stages import STAGE_CLASSES, StageContext, run_stage
+    from pipelines.store import ALL_SOURCES
+
+    recipe = load_recipe(args.recipe)
+    config = recipe.quality_classifier
+    if config is None:
+        raise UserError(f"{args.recipe}: no `quality_classifier` section to train from")
+    ctx = StageContext.from_recipe(recipe)
+    _bring_up_to_date(ctx, ["extract", "langid"], recipe.classifier_sources())
+    stage = STAGE_CLASSES["train-classifier"]()
+    stage.needed = lambda ctx: True  # asked for by name: train it even if no filter uses it yet
+    (result,) = run_stage(stage, ctx, [ALL_SOURCES], force=args.force)
+    card = result.manifest
+    m = card["metrics"]
+    print(
+        f"reference classifier ({'trained' if result.status == 'ran' else 'up to date'}): "
+        f"{m['positives']} positive and "
+        f"{m['negatives']} negative documents, each scored by the model that did not train on it"
+    )
+    print(
+        f"held-out  precision {m['precision']:.3f}  recall {m['recall']:.3f}  F1 {m['f1']:.3f}  "
+        f"accuracy {m['accuracy']:.3f}  AUC {m['auc']:.3f}  (threshold {m['threshold']})"
+    )
+    print(f"model card: {ctx.store.path('train-classifier', ALL_SOURCES, 'MODEL_CARD.md')}")
+    return 0
+
+
+def cmd_explain(args: argparse.Namespace) -> int:
+    from flows.explain import explain, explain_json, render
+    from pipelines.stages import StageContext
+
+    recipe = load_recipe(args.recipe)
+    ctx = StageContext.from_recipe(recipe)
+    if args.source not in recipe.sources:
+        raise UserError(
+            f"no source {args.source!r} in {args.recipe} (sources: {', '.join(recipe.sources)})"
+        )
+    if args.sample <= 0:
+        raise UserError("--sample must be a positive number of documents")
+    _bring_up_to_date(ctx, ["extract"], [args.source])
+    explained, cutoffs = explain(ctx, args.source, args.sample, args.seed)
+    print(explain_json(explained) if args.json else render(explained, cutoffs))
+    return 0
+
+
 def cmd_fetch(args: argparse.Namespace) -> int:
     from filters.langid_model import fetch_lid_model
 
@@ -152,6 +222,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_status(args)
         if args.command == "train":
             return cmd_train(args)
+        if args.command == "train-quality-classifier":
+            return cmd_train_classifier(args)
+        if args.command == "explain-filters":
+            return cmd_explain(args)
         return cmd_fetch(args)
     except UserError as exc:
         print(f"llama-recipe: error: {exc}", file=sys.stderr)

@@ -237,13 +237,23 @@ class Recipe(_Strict):
                     )
         return self
 
-    def classifier_needed(self) -> bool:
-        """Whether some source uses the classifier the recipe trains."""
+    def uses_trained_classifier(self, source: str) -> bool:
+        """Whether a source filters with the classifier this recipe trains."""
         return any(
             isinstance(f, ReferenceClassifierConfig) and f.model is None
-            for source in self.sources.values()
-            for f in source.filters
+            for f in self.sources[source].filters
         )
+
+    def classifier_needed(self) -> bool:
+        """Whether some source uses the classifier the recipe trains."""
+        return any(self.uses_trained_classifier(name) for name in self.sources)
+
+    def classifier_sources(self) -> list[str]:
+        """The recipe's sources the classifier trains on (the others are JSONL files)."""
+        if self.quality_classifier is None:
+            return []
+        items = self.quality_classifier.positives + self.quality_classifier.negatives
+        return list(dict.fromkeys(s for s in items if s in self.sources))
 
     def section_hash(self, *parts: Any) -> str:
         """A stable hash of some configuration (pydantic models or plain JSON data)."""

@@ -560,8 +560,51 @@ def write_stackexchange(directory: Path) -> None:
     (site / "Posts.xml").write_text("\n".join(lines), encoding="utf-8")
 
 
+# -- A CCNet-style language model for the perplexity filter ------------------------------------
+def write_language_model(directory: Path) -> None:
+    """A SentencePiece model and a 3-gram ARPA model of the sample Wikipedia's articles, the
+    pair CCNet's perplexity filter needs (CCNet publishes one per language, trained on
+    Wikipedia)."""
+    import os
+    import sys
+    import tempfile
+
+    import sentencepiece as spm
+
+    sys.path.insert(0, str(HERE.parent))
+    from filters.arpa import write_arpa
+    from filters.perplexity import normalize_line
+
+    r = rng("wiki-articles")  # the same articles as the Wikipedia sample
+    lines = []
+    for _ in range(56):
+        _, text = registers.encyclopedia_article(r)
+        lines += [normalize_line(line) for line in text.split("\n") if line.strip()]
+    cwd = os.getcwd()
+    with tempfile.TemporaryDirectory() as tmp:
+        os.chdir(tmp)  # relative names: the model file records them
+        try:
+            Path("text.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
+            spm.SentencePieceTrainer.train(
+                input="text.txt",
+                model_prefix="wikipedia.sp",
+                vocab_size=400,
+                model_type="bpe",
+                normalization_rule_name="identity",  # normalize_line has done it
+                num_threads=1,
+                minloglevel=2,
+            )
+            model = Path("wikipedia.sp.model").read_bytes()
+        finally:
+            os.chdir(cwd)
+    (directory / "wikipedia.sp.model").write_bytes(model)
+    sp = spm.SentencePieceProcessor(model_proto=model)
+    with open(directory / "wikipedia.arpa", "w", encoding="utf-8") as out:
+        write_arpa([sp.encode(line, out_type=str) for line in lines], out, order=3)
+
+
 def main() -> None:
-    for name in ("commoncrawl", "c4", "wikipedia", "gutenberg", "arxiv", "stackexchange"):
+    for name in ("commoncrawl", "c4", "wikipedia", "gutenberg", "arxiv", "stackexchange", "lm"):
         (HERE / name).mkdir(parents=True, exist_ok=True)
     write_wet(HERE / "commoncrawl" / f"{CRAWL}-sample-00000.warc.wet.gz", commoncrawl_pages())
     write_warc(HERE / "commoncrawl" / f"{CRAWL}-sample-00000.warc.gz")
@@ -570,6 +613,7 @@ def main() -> None:
     write_gutenberg(HERE / "gutenberg")
     write_arxiv(HERE / "arxiv")
     write_stackexchange(HERE / "stackexchange")
+    write_language_model(HERE / "lm")
 
 
 if __name__ == "__main__":

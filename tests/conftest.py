@@ -34,6 +34,10 @@ def write_recipe(directory: Path, **overrides) -> Path:
     data = yaml.safe_load((RECIPES / "sample.yaml").read_text())
     for source in data["sources"].values():
         source["inputs"] = [str((RECIPES / p).resolve()) for p in source["inputs"]]
+        for item in source.get("filters", []):
+            for key in ("model", "tokenizer"):
+                if isinstance(item, dict) and key in item:
+                    item[key] = str((RECIPES / item[key]).resolve())
     data["workdir"] = str(directory / "work")
     for key, value in overrides.items():
         data[key] = value

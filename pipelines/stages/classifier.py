@@ -67,12 +67,10 @@ class TrainClassifierStage(Stage):
     def config(self, ctx: StageContext, source: str) -> Any:
         return self.training(ctx).model_dump(mode="json")
 
-    def _sources(self, ctx: StageContext) -> list[str]:
-        config = self.training(ctx)
-        return [s for s in config.positives + config.negatives if s in ctx.recipe.sources]
-
     def upstream_manifests(self, ctx: StageContext, source: str) -> list[dict[str, Any]]:
-        return [require_manifest(ctx, "langid", s, self.name) for s in self._sources(ctx)]
+        return [
+            require_manifest(ctx, "langid", s, self.name) for s in ctx.recipe.classifier_sources()
+        ]
 
     def inputs_identity(self, ctx: StageContext, source: str) -> Any:
         config = self.training(ctx)

@@ -165,15 +165,9 @@ class QualityStage(FilterStage):
     def config(self, ctx: StageContext, source: str) -> Any:
         return [f.model_dump(mode="json") for f in ctx.recipe.sources[source].filters]
 
-    def uses_trained_classifier(self, ctx: StageContext, source: str) -> bool:
-        return any(
-            isinstance(f, ReferenceClassifierConfig) and f.model is None
-            for f in ctx.recipe.sources[source].filters
-        )
-
     def upstream_manifests(self, ctx: StageContext, source: str) -> list[dict[str, Any]]:
         manifests = super().upstream_manifests(ctx, source)
-        if self.uses_trained_classifier(ctx, source):
+        if ctx.recipe.uses_trained_classifier(source):
             # Second in the list: the first is the documents' upstream (counted in summarize).
             manifests.append(require_manifest(ctx, "train-classifier", "_all", self.name))
         return manifests

@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import pytest
 
 from filters.langid import LanguageIdentifier, language_decision, normalize_for_langid
@@ -22,7 +24,32 @@ def test_empty_and_multiline_text_get_a_prediction(identifier):
 
 
 def test_normalization_is_ccnet_like():
-    assert normalize_for_langid("Ça  coûte\n12,50 €") == "ca coute 00,00 €"
+    # One line, case and accents kept (lid.176 needs them), long text cut.
+    assert normalize_for_langid("Ça  coûte\n12,50 €\n") == "Ça coûte 12,50 €"
+    assert len(normalize_for_langid("a" * 50_000)) == 20_000
+
+
+LABELLED = Path(__file__).resolve().parents[1] / "data" / "langid_lines.tsv"
+
+
+def test_accuracy_on_labelled_lines_in_twelve_languages(identifier):
+    rows = [
+        line.split("\t")
+        for line in LABELLED.read_text(encoding="utf-8").splitlines()
+        if line and not line.startswith("#")
+    ]
+    assert all(len(text) >= 50 for _, text in rows)
+    languages = {lang for lang, _ in rows}
+    assert len(languages) >= 8
+    predicted = [lang for lang, _ in identifier.predict([text for _, text in rows])]
+    correct = [gold == guess for (gold, _), guess in zip(rows, predicted, strict=True)]
+    accuracy = sum(correct) / len(correct)
+    print(f"lid.176.ftz accuracy on {len(rows)} lines, {len(languages)} languages: {accuracy:.3f}")
+    assert accuracy >= 0.95
+    # And no language is sacrificed to the average.
+    for language in languages:
+        mine = [c for (gold, _), c in zip(rows, correct, strict=True) if gold == language]
+        assert sum(mine) / len(mine) >= 0.8, language
 
 
 def test_language_policy():

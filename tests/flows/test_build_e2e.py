@@ -93,13 +93,17 @@ def test_status_and_train_commands(tmp_path, lid_model_path):
     built = run_cli("build", str(path))  # no PREFECT_API_URL: Prefect's ephemeral mode
     assert built.returncode == 0, built.stderr[-3000:]
     assert "documents per stage and source" in built.stdout
-    assert re.search(r"commoncrawl\s+│\s+54\s+│\s+54\s+│\s+0", built.stdout)
+    assert re.search(r"commoncrawl\s+│\s+136\s+│\s+136\s+│\s+0", built.stdout)
     assert "actual %" in built.stdout
     status = run_cli("status", str(path))
     assert status.returncode == 0
+    # CCNet's perplexity filter and the reference classifier, each drop counted by filter.
     assert re.search(
-        r"dedup\s+│\s+commoncrawl\s+│\s+42\s+│\s+36\s+│\s+6\s+│ exact 6", status.stdout
+        r"quality\s+│\s+commoncrawl\s+│\s+127\s+│\s+15\s+│\s+112\s+│ "
+        r"reference_classifier.score 59, perplexity.tail 53",
+        status.stdout,
     )
+    assert re.search(r"train-classifier\s+│\s+\(all\).*held-out AUC 0\.9", status.stdout)
     trained = run_cli("train", str(path))
     assert trained.returncode == 0, trained.stderr[-3000:]
     first, last = map(

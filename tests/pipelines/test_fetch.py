@@ -144,8 +144,8 @@ def test_extract_reads_a_crawl_through_a_flaky_mirror(tmp_path, lid_model_path):
         ctx = StageContext.from_recipe(recipe)
         (result,) = run_stage(STAGE_CLASSES["extract"](), ctx, ["commoncrawl"])
         counts = result.manifest["counts"]
-        # Two crawl files of 54 pages each; the missing URL is one recorded failure.
-        assert counts["kept"] == 108
+        # Two crawl files of 136 pages each; the missing URL is one recorded failure.
+        assert counts["kept"] == 272
         assert result.manifest["rejected_by_reason"] == {"extract:fetch_failed": 1}
         assert "HTTP 404" in result.manifest["file_problems"][0]["detail"]
         # A second build of the stage downloads nothing again.

@@ -28,12 +28,12 @@ def read(fmt, path, source="s"):
 
 def test_wet_sample_keeps_url_timestamp_and_crawl():
     docs, rejects = read("wet", next((SAMPLES / "commoncrawl").glob("*.wet.gz")))
-    assert len(docs) == 54 and not rejects
+    assert len(docs) == 136 and not rejects
     first = docs[0]
     assert first["url"] == "https://blog.example.org/" + first["url"].split("/")[3] + "/0"
     assert first["timestamp"] == "2020-01-17T10:00:00Z"
     assert json.loads(first["meta"])["crawl"] == "CC-MAIN-2020-05"
-    assert len({d["id"] for d in docs}) == 54  # ids are unique per record
+    assert len({d["id"] for d in docs}) == 136  # ids are unique per record
 
 
 def test_ids_are_stable_across_reads_and_locations(tmp_path):
@@ -73,7 +73,8 @@ def test_mediawiki_sample_cleans_wikitext():
     docs, rejects = read(
         "mediawiki", SAMPLES / "wikipedia" / "enwiki-20200101-pages-articles-sample.xml.bz2"
     )
-    assert len(docs) == 16  # 8 topics x 2 articles; the talk page is not an article
+    # 8 topics x 2 articles and 56 encyclopedia articles; the talk page is not an article
+    assert len(docs) == 16 + 56
     assert sorted(r.reason for r in rejects) == ["extract:redirect"] * 2
     bread = next(d for d in docs if d["title"] == "Bread")
     text = bread["text"]
