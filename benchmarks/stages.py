@@ -21,6 +21,7 @@ from pipelines.stages import STAGE_CLASSES, StageContext, run_stage
 TEXT_INPUT = {
     "extract": "extract",
     "langid": "extract",
+    "train-classifier": "langid",
     "quality": "langid",
     "dedup": "quality",
     "train-tokenizer": "dedup",

@@ -1,15 +1,23 @@
 """Word, line, paragraph and sentence splitting shared by the heuristic filters.
 
 Words follow the usual web-filtering convention (spaCy's English tokenizer, as datatrove uses
-it): punctuation marks are tokens of their own, numbers keep their separators, and an ellipsis
-is one token. A single compiled regex does it, which is what makes the filters fast.
+it): punctuation marks are tokens of their own, numbers keep their separators, URLs,
+abbreviations, contraction tails and an ellipsis are one token each. A single compiled regex
+does it, which is what makes the filters fast.
 """
 
 from __future__ import annotations
 
 import re
 
-_TOKEN_RE = re.compile(r"\d+(?:[.,:]\d+)*|\w+|\.\.\.|[^\w\s]")
+_TOKEN_RE = re.compile(
+    r"(?:https?://|www\.)\S+"  # a URL is one token
+    r"|(?:[^\W\d_]\.){2,}"  # so is an abbreviation like U.S.
+    r"|\d+(?:[.,:]\d+)*"  # numbers keep their separators
+    r"|['’]?\w+"  # words; a contraction's tail ('s, 're) is a word of its own
+    r"|\.\.\."  # an ellipsis is one token
+    r"|[^\w\s]"  # every other mark is a token
+)
 _WORD_CHAR_RE = re.compile(r"\w")
 _LINES_RE = re.compile(r"\n+")
 _PARAGRAPHS_RE = re.compile(r"\n{2,}")
