@@ -12,6 +12,7 @@ from the `bench` extra: `pip install -e '.[bench]'`.
 Pairs: LanguageFilter / lid.176 with our policy (en, score >= 0.5 as in CCNet),
 GopherQualityFilter / gopher_quality, GopherRepetitionFilter / gopher_repetition,
 C4QualityFilter / the C4 rules; "whole stage" runs the four in that order on both sides.
+CCNet's perplexity filter and the reference classifier are timed too (ours only).
 """
 
 from __future__ import annotations
@@ -22,11 +23,13 @@ import glob
 import json
 import os
 import statistics
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 from filters.c4 import C4Config, C4Rules
+from filters.chain import cutoffs_from_quantiles
 from filters.gopher import (
     GopherQualityConfig,
     GopherRepetitionConfig,
@@ -35,6 +38,16 @@ from filters.gopher import (
 )
 from filters.langid import LanguageIdentifier, language_decision
 from filters.langid_model import fetch_lid_model
+from filters.perplexity import PerplexityScorer, perplexity_verdict
+from filters.quality_classifier import (
+    NEGATIVE,
+    POSITIVE,
+    ClassifierTrainingConfig,
+    ReferenceClassifier,
+    classifier_text,
+    classifier_verdict,
+    train_fasttext,
+)
 from pipelines.sources import READERS, read_file
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -67,6 +80,41 @@ def load_texts() -> tuple[list[str], str]:
             texts += [r["text"] for r in records if isinstance(r, dict) and r.get("text")]
     where = "../shared/fixtures" if FIXTURES.is_dir() else "samples/"
     return texts, where
+
+
+def model_filters(texts: list[str], workdir: str) -> dict[str, Callable[[list[str]], list[bool]]]:
+    """The two model-based filters, which datatrove has no equivalent of: CCNet's perplexity
+    (the sample KenLM model; cut-offs at the 30th/60th percentile of these documents) and a
+    reference classifier trained here on a tenth of the documents (every fifth vs the rest)."""
+    scorer = PerplexityScorer(
+        str(ROOT / "samples" / "lm" / "wikipedia.arpa"),
+        str(ROOT / "samples" / "lm" / "wikipedia.sp.model"),
+    )
+    train = Path(workdir) / "train.txt"
+    train.write_text(
+        "".join(
+            f"{POSITIVE if i % 5 == 0 else NEGATIVE} {classifier_text(t)}\n"
+            for i, t in enumerate(texts[::10])
+        )
+    )
+    config = ClassifierTrainingConfig(positives=["x"], negatives=["y"])
+    train_fasttext(str(train), config, str(Path(workdir) / "model.bin"))
+    classifier = ReferenceClassifier([str(Path(workdir) / "model.bin")])
+
+    def perplexity(batch: list[str]) -> list[bool]:
+        scores = scorer.score_batch(batch)
+        finite = sorted(p for p in scores if p != float("inf"))
+        cutoffs = cutoffs_from_quantiles(finite, (30.0, 60.0)) or (0.0, 0.0)
+        return [perplexity_verdict(p, cutoffs, ["head", "middle"]).keep for p in scores]
+
+    def reference(batch: list[str]) -> list[bool]:
+        return [
+            classifier_verdict(p, 0.5).keep
+            for start in range(0, len(batch), BATCH)
+            for p in classifier.score_batch(batch[start : start + BATCH])
+        ]
+
+    return {"perplexity": perplexity, "reference_classifier": reference}
 
 
 def ours(lid_path: str) -> dict[str, Callable[[list[str]], list[bool]]]:
@@ -167,6 +215,8 @@ def main() -> None:
     megabytes = sum(len(t.encode("utf-8")) for t in texts) / 1e6
     lid_path = os.environ.get("LID_MODEL") or str(fetch_lid_model())
     mine = ours(lid_path)
+    workdir = tempfile.mkdtemp()
+    mine.update(model_filters(texts, workdir))
     try:
         theirs = datatrove(lid_path)
     except ImportError:

