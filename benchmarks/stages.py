@@ -40,6 +40,8 @@ def build_once(recipe_path: str) -> dict[str, tuple[float, int, int]]:
             started = time.perf_counter()
             results = run_stage(STAGE_CLASSES[stage](), ctx, list(recipe.sources))
             seconds = time.perf_counter() - started
+            if all(r.status == "not needed" for r in results):
+                continue  # the recipe does not use this stage
             docs = sum(r.manifest.get("counts", {}).get("input", 0) for r in results)
             chars = 0
             if TEXT_INPUT[stage]:
@@ -59,6 +61,9 @@ def main() -> None:
     print(f"{'stage':<16} {'seconds':>8} {'docs in':>8} {'Mchar/s':>8}")
     total = 0.0
     for stage in STAGES:
+        if stage not in runs[0]:
+            print(f"{stage:<16} {'(not used by this recipe)':>26}")
+            continue
         seconds = statistics.median(run[stage][0] for run in runs)
         _, docs, chars = runs[0][stage]
         total += seconds

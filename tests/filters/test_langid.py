@@ -25,7 +25,7 @@ def test_empty_and_multiline_text_get_a_prediction(identifier):
 
 def test_normalization_is_ccnet_like():
     # One line, case and accents kept (lid.176 needs them), long text cut.
-    assert normalize_for_langid("Ça  coûte\n12,50 €\n") == "Ça coûte 12,50 €"
+    assert normalize_for_langid("Ça  coûte\n12,50 €\n") == "Ça  coûte 12,50 €"
     assert len(normalize_for_langid("a" * 50_000)) == 20_000
 
 
