@@ -22,6 +22,7 @@ from apache_beam.io.filesystems import FileSystems
 from filters.chain import FilterChain, Scores, cutoffs_from_quantiles, word_count
 from filters.perplexity import PerplexityConfig
 from filters.quality_classifier import ReferenceClassifier, ReferenceClassifierConfig
+from pipelines.fetch import is_remote_url
 from pipelines.stages.assets import local_copy, model_location
 from pipelines.stages.base import StageContext, require_manifest
 from pipelines.stages.classifier import TRAINED_ON, model_file
@@ -33,6 +34,7 @@ from pipelines.stages.filtering import (
     split_table,
     write_tables,
 )
+from pipelines.store import file_metadata
 
 CUTOFFS_FILE = "perplexity_cutoffs.json"
 QUANTILES = 1001  # per-mille resolution for the percentile cut-offs
@@ -121,7 +123,9 @@ class DecideFn(beam.DoFn):
         ]
         cleaned = [d.text for d in decisions]
         changed = sum(
-            1 for d, t in zip(decisions, texts, strict=True) if d.verdict.keep and d.text != t
+            1
+            for d, t in zip(decisions, texts, strict=True)
+            if d.verdict.keep and d.text != (t or "")
         )
         if changed:
             self.cleaned.inc(changed)
@@ -164,6 +168,17 @@ class QualityStage(FilterStage):
 
     def config(self, ctx: StageContext, source: str) -> Any:
         return [f.model_dump(mode="json") for f in ctx.recipe.sources[source].filters]
+
+    def inputs_identity(self, ctx: StageContext, source: str) -> Any:
+        """The upstream runs, and the size and time of every model file a filter names, so
+        that replacing a model in place reruns the stage."""
+        files = []
+        for f in ctx.recipe.sources[source].filters:
+            for key in ("model", "tokenizer", "bad_words"):
+                location = getattr(f, key, None)
+                if location and not is_remote_url(location):
+                    files.append(file_metadata(location))
+        return [*super().inputs_identity(ctx, source), files]
 
     def upstream_manifests(self, ctx: StageContext, source: str) -> list[dict[str, Any]]:
         manifests = super().upstream_manifests(ctx, source)
