@@ -47,6 +47,9 @@ class LangIdFn(beam.DoFn):
             [d[1] for d in decisions],
             [d[2] for d in decisions],
             "langid",
+            # The measured score; a threshold only where the score is what failed.
+            [p[1] for p in predictions],
+            [self.min_score if d[1] == "langid:low_score" else None for d in decisions],
         )
 
 

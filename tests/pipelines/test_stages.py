@@ -105,6 +105,13 @@ def test_langid_drops_foreign_commoncrawl_and_keeps_german_wikipedia(built):
     # A table of numbers and a keyword list are no language at all: dropped too.
     assert {"https://data.example.com/table.txt", "https://cheap.example.net/deals"} <= set(rejects)
     assert all(r["detail"] for r in rejects.values())
+    for r in rejects.values():
+        assert r["value"] == pytest.approx(r["language_score"])
+        if r["reason"] == "langid:low_score":
+            assert r["threshold"] == 0.5 and r["value"] < 0.5
+        else:
+            assert r["threshold"] is None
+    assert any(r["reason"] == "langid:low_score" for r in rejects.values())
     wiki = table(store.parts("langid", "wikipedia")).to_pylist()
     assert {d["language"] for d in wiki} == {"en", "de"}
     assert all(0 < d["language_score"] <= 1 for d in wiki)
