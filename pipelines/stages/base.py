@@ -72,6 +72,10 @@ class Stage:
     def expand(self, pipeline: beam.Pipeline, ctx: StageContext, source: str) -> None:
         raise NotImplementedError
 
+    def widen(self, ctx: StageContext, sources: list[str]) -> list[str]:
+        """The sources that must run with these (a stage over groups of sources widens)."""
+        return sources
+
     def needed(self, ctx: StageContext) -> bool:
         """False when the recipe does not use this stage (nothing runs, nothing is written)."""
         return True
@@ -148,6 +152,10 @@ def run_stage(
             results[source] = StageResult(stage.name, source, "skipped", manifest)
         else:
             to_run[source] = fingerprint
+    for source in stage.widen(ctx, list(to_run)) if to_run else []:
+        if source not in to_run:
+            to_run[source] = stage.fingerprint(ctx, source)
+            results.pop(source, None)
     if to_run:
         stage.before_run(ctx, list(to_run))
         for source in to_run:
