@@ -195,4 +195,5 @@ def run_stage(
                 },
             )
             results[source] = StageResult(stage.name, source, "ran", manifest)
-    return [results[s] for s in targets]
+    # The sources asked for, then any the stage widened to.
+    return [results[s] for s in targets] + [r for s, r in results.items() if s not in targets]

@@ -186,3 +186,56 @@ def test_same_kept_ids_across_runners_and_runs(corpus, tmp_path):
     ids = sorted(d["id"] for d in first)
     assert ids == sorted(d["id"] for d in again) == sorted(d["id"] for d in parallel)
     assert np.all([d["duplicate_of"] for d in rejects])
+
+
+def test_cross_source_dedup_keeps_the_priority_source(tmp_path):
+    r = random.Random(3)
+    articles = [registers.encyclopedia_article(r)[1] for _ in range(12)]
+    wiki = [{"id": f"w{i}", "text": t} for i, t in enumerate(articles)]
+    # The crawl holds mirrors of half the articles, with boilerplate around them.
+    crawl = [
+        {"id": f"c{i}", "text": BOILERPLATE[0] + "\n" + t + "\n" + BOILERPLATE[2]}
+        for i, t in enumerate(articles[:6])
+    ] + [{"id": "c-other", "text": "\n\n".join(texts.ENGLISH["bread"])}]
+    for name, rows in (("wiki", wiki), ("crawl", crawl)):
+        (tmp_path / f"{name}.jsonl").write_text("".join(json.dumps(x) + "\n" for x in rows))
+    recipe = {
+        "name": "cross",
+        "workdir": str(tmp_path / "work"),
+        "sources": {
+            name: {"format": "jsonl", "inputs": [str(tmp_path / f"{name}.jsonl")], "weight": 1}
+            for name in ("crawl", "wiki")
+        },
+        # Lower the bar so that the boilerplate does not hide the copies.
+        "dedup": {
+            "cross_source": [["crawl", "wiki"]],
+            "source_priority": ["wiki"],
+            "threshold": 0.7,
+        },
+        "mixture": {"total_tokens": 1000},
+    }
+    path = tmp_path / "cross.yaml"
+    path.write_text(yaml.safe_dump(recipe))
+    ctx = StageContext.from_recipe(load_recipe(path))
+    for stage in ("extract", "langid", "quality"):
+        run_stage(STAGE_CLASSES[stage](), ctx, ["crawl", "wiki"])
+    # Asking for one source reruns its whole group.
+    results = run_stage(STAGE_CLASSES["dedup"](), ctx, ["crawl"])
+    assert sorted(x.source for x in results) == ["crawl", "wiki"]
+    crawl_rejects = [
+        d
+        for f in match_files(ctx.store.rejects("dedup", "crawl"))
+        for d in pq.read_table(f).to_pylist()
+    ]
+    assert len(crawl_rejects) == 6  # every mirror, not the unrelated page
+    wiki_kept = {
+        d["id"]
+        for f in match_files(ctx.store.parts("dedup", "wiki"))
+        for d in pq.read_table(f).to_pylist()
+    }
+    assert len(wiki_kept) == 12  # the priority source keeps every article
+    assert all(
+        d["duplicate_of"] in wiki_kept and d["reason"] == "dedup:near" for d in crawl_rejects
+    )
+    manifest = ctx.store.read_manifest("dedup", "crawl")
+    assert manifest["group"] == ["crawl", "wiki"] and manifest["removed_by_kind"]["near"] == 6

@@ -182,3 +182,14 @@ def test_classifier_data_must_be_sources_or_files(tmp_path):
     recipe = load_recipe(path)
     assert recipe.quality_classifier.positives == [str(tmp_path / "refs/*.jsonl")]
     assert recipe.classifier_needed() and recipe.classifier_sources() == ["web"]
+
+
+def test_dedup_settings_per_source_and_groups(tmp_path):
+    recipe = load_recipe(RECIPES / "sample.yaml")
+    assert recipe.line_dedup("commoncrawl") and not recipe.line_dedup("c4")
+    assert recipe.dedup_threshold(["books"]) == 0.9  # the paper's 90% overlap for books
+    assert recipe.dedup_threshold(["c4"]) == 0.8
+    assert recipe.dedup_group("c4") == ["c4"]
+    path = _with_filters(tmp_path, [], dedup={"cross_source": [["web", "nope"]]})
+    with pytest.raises(RecipeError, match="dedup.cross_source: no source 'nope'"):
+        load_recipe(path)
