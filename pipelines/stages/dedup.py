@@ -327,6 +327,23 @@ class ApplyFn(beam.DoFn):
         )
 
 
+def _repoint(item) -> Iterator[dict[str, Any]]:
+    _, joined = item
+    decisions = [d for d in joined["decision"] if d is not None]
+    for reject in joined["reject"]:
+        if decisions:
+            survivor, similarity = decisions[0]
+            yield {
+                **reject,
+                "duplicate_of": survivor,
+                "detail": f"same text as {reject['duplicate_of']}, itself a near copy "
+                f"(jaccard {similarity:.3f}) of {survivor}",
+                "value": similarity,
+            }
+        else:
+            yield reject
+
+
 def _by_source(doc: dict[str, Any], partitions: int, sources: list[str]) -> int:
     return sources.index(doc["source"])
 
@@ -421,6 +438,16 @@ class DedupStage(Stage):
                 )
             )
             kept, near_rejects = applied["kept"], applied[REJECTS]
+            # An exact copy whose kept twin then went as a near copy names the final survivor.
+            exact_rejects = (
+                {
+                    "reject": exact_rejects
+                    | f"{label}/ExactByKept" >> beam.Map(lambda d: (d["duplicate_of"], d)),
+                    "decision": decisions,
+                }
+                | f"{label}/JoinExact" >> beam.CoGroupByKey()
+                | f"{label}/Repoint" >> beam.FlatMap(_repoint)
+            )
             (
                 nodes
                 | f"{label}/ClusterOf" >> beam.FlatMap(_cluster_member)
