@@ -76,6 +76,9 @@ class Stage:
         """The sources that must run with these (a stage over groups of sources widens)."""
         return sources
 
+    def finish(self, pipeline: beam.Pipeline, ctx: StageContext) -> None:
+        """Transforms over every source's branch, added after all of them (optional)."""
+
     def needed(self, ctx: StageContext) -> bool:
         """False when the recipe does not use this stage (nothing runs, nothing is written)."""
         return True
@@ -165,6 +168,7 @@ def run_stage(
         pipeline = beam.Pipeline(options=options)
         for source in to_run:
             stage.expand(pipeline, ctx, source)
+        stage.finish(pipeline, ctx)
         try:
             result = pipeline.run()
             result.wait_until_finish()

@@ -213,9 +213,8 @@ def _finish(nodes: Iterable[Node]) -> Iterator[Node]:
     yield from nodes
 
 
-def near_dedup(docs, label: str, config: dict[str, Any], rules, ranks, namespace: str):
-    """Decisions for the documents that have near-duplicates: (id, (kept_id, similarity))
-    for the removed ones; the kept ones and the documents without candidates pass as is."""
+def near_nodes(docs, label: str, config: dict[str, Any], rules, ranks, namespace: str):
+    """The documents that have verified near-duplicates, as undecided nodes (id, Node)."""
     signed = docs | f"{label}/Sign" >> beam.ParDo(SignatureFn(config, rules, ranks)).with_outputs(
         "payload", main="bands"
     )
@@ -242,13 +241,19 @@ def near_dedup(docs, label: str, config: dict[str, Any], rules, ranks, namespace
     priorities = docs | f"{label}/Priority" >> beam.Map(
         lambda d: (d["id"], keep_priority(d, rules, ranks))
     )
-    nodes = (
+    return (
         {"links": edges, "priority": priorities}
         | f"{label}/Neighbourhoods" >> beam.CoGroupByKey()
         | f"{label}/Nodes" >> beam.FlatMap(_node_of)
     )
+
+
+def decide_rounds(nodes, label: str, rounds: int):
+    """Every node kept or removed: `rounds` rounds of local decisions, then the few left
+    finished in priority order. Nodes of different groups never link, so every group of the
+    pipeline goes through the same rounds."""
     news = nodes | f"{label}/NoNews" >> beam.FlatMap(lambda _: [])
-    for r in range(config["rounds"]):
+    for r in range(rounds):
         stepped = (
             {"node": nodes, "news": news}
             | f"{label}/Round{r}" >> beam.CoGroupByKey()
@@ -419,13 +424,42 @@ class DedupStage(Stage):
         else:
             exact_rejects = pipeline | f"{label}/NoExact" >> beam.Create([])
         threshold = recipe.dedup_threshold(group)
+        group_state = {
+            "group": group,
+            "label": label,
+            "docs": docs,
+            "exact_rejects": exact_rejects,
+            "rejects": rejects,
+            "threshold": threshold,
+        }
         if settings.near:
-            config = {
-                **settings.model_dump(mode="json"),
-                "threshold": threshold,
-            }
-            nodes = near_dedup(docs, label, config, rules, ranks, self.metrics_namespace(label))
-            decisions = nodes | f"{label}/Decisions" >> beam.FlatMap(_decision)
+            config = {**settings.model_dump(mode="json"), "threshold": threshold}
+            group_state["nodes"] = near_nodes(
+                docs, label, config, rules, ranks, self.metrics_namespace(label)
+            )
+            self.pending.append(group_state)  # decided with every group's nodes in finish()
+        else:
+            self._write_group(pipeline, ctx, group_state, None, None)
+
+    def before_run(self, ctx: StageContext, sources: Any) -> None:
+        self.pending: list[dict[str, Any]] = []
+
+    def finish(self, pipeline: beam.Pipeline, ctx: StageContext) -> None:
+        """One set of keep/remove rounds for the nodes of every group in the pipeline: the
+        rounds' fixed cost is paid once, not once per source."""
+        if not self.pending:
+            return
+        nodes = [state["nodes"] for state in self.pending] | "Near/AllNodes" >> beam.Flatten()
+        final = decide_rounds(nodes, "Near", ctx.recipe.dedup.rounds)
+        decisions = final | "Near/Decisions" >> beam.FlatMap(_decision)
+        for state in self.pending:
+            self._write_group(pipeline, ctx, state, final, decisions)
+
+    def _write_group(self, pipeline, ctx, state, final, decisions) -> None:
+        group, label, docs = state["group"], state["label"], state["docs"]
+        exact_rejects, threshold = state["exact_rejects"], state["threshold"]
+        settings = ctx.recipe.dedup
+        if decisions is not None:
             applied = (
                 {
                     "doc": docs | f"{label}/DocById" >> beam.Map(lambda d: (d["id"], d)),
@@ -448,8 +482,11 @@ class DedupStage(Stage):
                 | f"{label}/JoinExact" >> beam.CoGroupByKey()
                 | f"{label}/Repoint" >> beam.FlatMap(_repoint)
             )
+            members = set(group)
             (
-                nodes
+                final
+                | f"{label}/GroupNodes"
+                >> beam.Filter(lambda n, m=members: n.id.split("/", 1)[0] in m)
                 | f"{label}/ClusterOf" >> beam.FlatMap(_cluster_member)
                 | f"{label}/ClusterSizes" >> beam.combiners.Count.PerElement()
                 | f"{label}/SizeOnly" >> beam.Map(lambda kv: kv[1])
@@ -485,7 +522,7 @@ class DedupStage(Stage):
                 self.name,
                 member,
                 [kept_parts[i]],
-                [*rejects[member], exact_parts[i], near_parts[i]],
+                [*state["rejects"][member], exact_parts[i], near_parts[i]],
             )
 
     def summarize(self, ctx: StageContext, source: str, metrics: dict[str, int]) -> dict[str, Any]:
