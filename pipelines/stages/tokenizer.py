@@ -17,6 +17,7 @@ from apache_beam.io.filesystems import FileSystems
 from pipelines.beam_io import write_arrow_ipc
 from pipelines.document import reject_schema, token_dtype, token_schema, unit_hash
 from pipelines.errors import UserError
+from pipelines.hf_tokenizer import hf_files
 from pipelines.stages.base import Stage, StageContext, require_manifest
 from pipelines.stages.filtering import REJECTED, read_tables, rejected_table
 from pipelines.store import ALL_SOURCES, match_files
@@ -118,6 +119,9 @@ class TrainTokenizerStage(Stage):
                 raise UserError(f"train-tokenizer: SentencePiece failed: {exc}") from None
             model = open(prefix + ".model", "rb").read()
         ctx.store.write_bytes(FileSystems.join(ctx.store.dir(self.name), TOKENIZER_MODEL), model)
+        # What Hugging Face loads: AutoTokenizer.from_pretrained(<this folder>).
+        for name, data in hf_files(model, ctx.recipe.mixture.seq_len).items():
+            ctx.store.write_bytes(FileSystems.join(ctx.store.dir(self.name), name), data)
         return {
             "tokenizer_sha256": hashlib.sha256(model).hexdigest(),
             "vocab_size": config.vocab_size,
