@@ -46,6 +46,19 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("recipe")
     train.add_argument("--max-steps", type=int, help="override train.max_steps")
 
+    plan = commands.add_parser(
+        "plan", help="the epochs per source a token budget gives (Table 1 for your data)"
+    )
+    plan.add_argument("recipe")
+    plan.add_argument(
+        "--tokens",
+        nargs="+",
+        default=[],
+        metavar="SOURCE=N",
+        help="tokens available in a source (e.g. commoncrawl=852.7B); default: the build's",
+    )
+    plan.add_argument("--total-tokens", help="the budget (default: mixture.total_tokens)")
+
     classifier = commands.add_parser(
         "train-quality-classifier",
         help="train the reference classifier from the recipe's quality_classifier section",
@@ -187,6 +200,15 @@ def cmd_explain(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_plan(args: argparse.Namespace) -> int:
+    from flows.plan import parse_amount, print_plan
+
+    recipe = load_recipe(args.recipe)
+    total = parse_amount(args.total_tokens) if args.total_tokens else None
+    print_plan(recipe, total, args.tokens)
+    return 0
+
+
 def cmd_fetch(args: argparse.Namespace) -> int:
     from filters.langid_model import fetch_lid_model
 
@@ -222,6 +244,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_status(args)
         if args.command == "train":
             return cmd_train(args)
+        if args.command == "plan":
+            return cmd_plan(args)
         if args.command == "train-quality-classifier":
             return cmd_train_classifier(args)
         if args.command == "explain-filters":
