@@ -136,7 +136,10 @@ def user_error_line(message: str) -> str | None:
 
 def _counters(result: beam.runners.runner.PipelineResult, namespace: str) -> dict[str, int]:
     query = result.metrics().query(MetricsFilter().with_namespace(namespace))
-    return {c.key.metric.name: int(c.committed or 0) for c in query["counters"]}
+    totals: dict[str, int] = {}
+    for c in query["counters"]:  # the same counter in several steps adds up
+        totals[c.key.metric.name] = totals.get(c.key.metric.name, 0) + int(c.committed or 0)
+    return totals
 
 
 def run_stage(

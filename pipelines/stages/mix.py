@@ -130,11 +130,21 @@ def pack(
     """Concatenate documents (in hash order) with BOS/EOS and cut into rows.
 
     Returns (rows [n, row_tokens], tokens per source index, documents per source index);
-    the tail that does not fill a row is dropped.
+    the tail that does not fill a row is left out.
     """
+    n_sources = 1 + max((x[1] for x in instances), default=0)
+    stream, owner, docs_per_source = stream_of(instances, n_sources)
+    rows, tokens_per_source, _ = cut_rows(stream, owner, row_tokens, n_sources)
+    return rows, tokens_per_source, docs_per_source
+
+
+def stream_of(
+    instances: list[tuple[float, int, str, np.ndarray, bool]], n_sources: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Documents (in hash order) with BOS/EOS as one token stream, the source index of every
+    token, and documents per source index."""
     instances = sorted(instances, key=lambda x: (x[0], x[2]))
     pieces, owners = [], []
-    n_sources = 1 + max((x[1] for x in instances), default=0)
     docs_per_source = np.zeros(n_sources, dtype=np.int64)
     for _, source_index, _, tokens, complete in instances:
         piece = np.concatenate([[BOS_ID], tokens, [EOS_ID]] if complete else [[BOS_ID], tokens])
@@ -143,35 +153,109 @@ def pack(
         docs_per_source[source_index] += 1
     stream = np.concatenate(pieces) if pieces else np.zeros(0, np.uint32)
     owner = np.concatenate(owners) if owners else np.zeros(0, np.int16)
+    return stream, owner, docs_per_source
+
+
+def cut_rows(
+    stream: np.ndarray, owner: np.ndarray, row_tokens: int, n_sources: int
+) -> tuple[np.ndarray, np.ndarray, tuple[np.ndarray, np.ndarray]]:
+    """(rows [n, row_tokens], tokens per source index in them, the tail (stream, owner) that
+    does not fill a row)."""
     n_rows = len(stream) // row_tokens
     used = n_rows * row_tokens
     tokens_per_source = np.bincount(owner[:used], minlength=n_sources)
-    return stream[:used].reshape(n_rows, row_tokens), tokens_per_source, docs_per_source
+    return (
+        stream[:used].reshape(n_rows, row_tokens),
+        tokens_per_source,
+        (stream[used:], owner[used:]),
+    )
+
+
+class PackGroup(beam.DoFn):
+    """Packs one group of document instances into rows; what does not fill a row goes to the
+    tail, where the tails of all groups are packed together (so at most one row's worth of
+    tokens is lost in the whole mixture, not one per group)."""
+
+    TAIL = "tail"
+
+    def __init__(self, sources: list[str], seq_len: int, namespace: str):
+        self.sources = sources
+        self.seq_len = seq_len
+        self.namespace = namespace
+
+    def count(self, tokens: np.ndarray, docs: np.ndarray | None = None) -> None:
+        for i, source in enumerate(self.sources):
+            if tokens[i]:
+                beam.metrics.Metrics.counter(self.namespace, f"tokens/{source}").inc(int(tokens[i]))
+            if docs is not None and docs[i]:
+                beam.metrics.Metrics.counter(self.namespace, f"documents/{source}").inc(
+                    int(docs[i])
+                )
+
+    def process(self, group: tuple[int, Iterable[tuple]]) -> Iterator[Any]:
+        index, instances = group
+        stream, owner, docs = stream_of(list(instances), len(self.sources))
+        rows, tokens, tail = cut_rows(stream, owner, self.seq_len + 1, len(self.sources))
+        self.count(tokens, docs)
+        yield index, rows
+        if len(tail[0]):
+            yield beam.pvalue.TaggedOutput(self.TAIL, (0, (index, tail)))
+
+
+class PackTails(PackGroup):
+    """The groups' tails, in group order, packed into the rows of one more group."""
+
+    def __init__(self, sources: list[str], seq_len: int, namespace: str, index: int):
+        super().__init__(sources, seq_len, namespace)
+        self.index = index
+
+    def process(self, group: tuple[int, Iterable[tuple]]) -> Iterator[Any]:
+        _, tails = group
+        tails = sorted(tails, key=lambda t: t[0])
+        stream = np.concatenate([t[1][0] for t in tails])
+        owner = np.concatenate([t[1][1] for t in tails])
+        # What is left over here, less than one row, is all the mixture loses.
+        rows, tokens, _ = cut_rows(stream, owner, self.seq_len + 1, len(self.sources))
+        self.count(tokens)
+        yield self.index, rows
+
+
+def _offsets(counts: list[tuple[int, int]]) -> dict[int, int]:
+    """The global index of each group's first row: groups in index order."""
+    offsets, start = {}, 0
+    for index, n in sorted(counts):
+        offsets[index] = start
+        start += n
+    return offsets
+
+
+def _to_shards(
+    packed: tuple[int, np.ndarray], counts: list[tuple[int, int]], rows_per_shard: int
+) -> Iterator[tuple[int, tuple[int, np.ndarray]]]:
+    """A group's rows cut where shard boundaries fall: (shard, (global first row, rows))."""
+    index, rows = packed
+    start = _offsets(counts)[index]
+    done = 0
+    while done < len(rows):
+        shard, within = divmod(start + done, rows_per_shard)
+        take = min(rows_per_shard - within, len(rows) - done)
+        yield shard, (start + done, rows[done : done + take])
+        done += take
 
 
 class WriteShard(beam.DoFn):
-    """Packs one group and writes it as one Arrow IPC shard."""
+    """Writes one shard: its rows in global order, exactly `rows_per_shard` (the last one may
+    hold fewer)."""
 
-    def __init__(self, directory: str, sources: list[str], seq_len: int, vocab_size: int):
+    def __init__(self, directory: str, seq_len: int, vocab_size: int):
         self.directory = directory
-        self.sources = sources
         self.seq_len = seq_len
         self.vocab_size = vocab_size
 
-    def process(self, group: tuple[int, Iterable[tuple]]) -> Iterator[dict[str, Any]]:
-        index, instances = group
-        rows, tokens, docs = pack(list(instances), self.seq_len + 1)
-        stats = {
-            "source_tokens": {
-                s: int(tokens[i]) if i < len(tokens) else 0 for i, s in enumerate(self.sources)
-            },
-            "source_documents": {
-                s: int(docs[i]) if i < len(docs) else 0 for i, s in enumerate(self.sources)
-            },
-        }
-        schema = shard_schema(self.seq_len, self.vocab_size).with_metadata(
-            {"llama_recipe.stats": json.dumps(stats, sort_keys=True)}
-        )
+    def process(self, shard: tuple[int, Iterable[tuple[int, np.ndarray]]]) -> Iterator[int]:
+        index, pieces = shard
+        rows = np.concatenate([r for _, r in sorted(pieces, key=lambda p: p[0])])
+        schema = shard_schema(self.seq_len, self.vocab_size)
         value_type = schema.field("tokens").type.value_type
         numpy_type = np.uint16 if value_type == pa.uint16() else np.uint32
         flat = pa.array(rows.reshape(-1).astype(numpy_type), type=value_type)
@@ -181,7 +265,7 @@ class WriteShard(beam.DoFn):
             writer.write_table(pa.table({"tokens": column}, schema=schema), max_chunksize=1024)
         with FileSystems.create(FileSystems.join(self.directory, f"shard-{index:05d}.arrow")) as fh:
             fh.write(buffer.getvalue())
-        yield stats
+        yield len(rows)
 
 
 class MixStage(Stage):
@@ -277,7 +361,7 @@ class MixStage(Stage):
                         lambda x, e=epoch, s=name, i=source_index: (s, i, e, x[0], x[1], x[2])
                     )
                 )
-        (
+        packed = (
             branches
             | "AllInstances" >> beam.Flatten()
             | "AssignGroup"
@@ -287,14 +371,35 @@ class MixStage(Stage):
                     (unit_hash(seed, "order", x[0], x[2], x[3]), x[1], x[3], x[4], x[5]),
                 )
             )
+            | "GroupPacks" >> beam.GroupByKey()
+            | "Pack"
+            >> beam.ParDo(
+                PackGroup(sources, mixture.seq_len, self.metrics_namespace(ALL_SOURCES))
+            ).with_outputs(PackGroup.TAIL, main="rows")
+        )
+        tails = (
+            packed[PackGroup.TAIL]
+            | "GroupTails" >> beam.GroupByKey()
+            | "PackTails"
+            >> beam.ParDo(
+                PackTails(sources, mixture.seq_len, self.metrics_namespace(ALL_SOURCES), groups)
+            )
+        )
+        packed = (packed["rows"], tails) | "AllRows" >> beam.Flatten()
+        counts = packed | "RowCounts" >> beam.Map(lambda p: (p[0], len(p[1])))
+        (
+            packed
+            | "CutIntoShards"
+            >> beam.FlatMap(
+                _to_shards,
+                counts=beam.pvalue.AsList(counts),
+                rows_per_shard=mixture.rows_per_shard,
+            )
             | "GroupShards" >> beam.GroupByKey()
-            | "PackAndWrite"
+            | "WriteShards"
             >> beam.ParDo(
                 WriteShard(
-                    ctx.store.dir(self.name),
-                    sources,
-                    mixture.seq_len,
-                    ctx.recipe.tokenizer.vocab_size,
+                    ctx.store.dir(self.name), mixture.seq_len, ctx.recipe.tokenizer.vocab_size
                 )
             )
         )
@@ -303,13 +408,12 @@ class MixStage(Stage):
         plans = self.plans(ctx)
         tokenizer = ctx.store.read_manifest("train-tokenizer") or {}
         shards, actual, documents = [], dict.fromkeys(plans, 0), dict.fromkeys(plans, 0)
+        for name in plans:
+            actual[name] = metrics.get(f"tokens/{name}", 0)
+            documents[name] = metrics.get(f"documents/{name}", 0)
         for path in match_files(FileSystems.join(ctx.store.dir(self.name), SHARD_GLOB)):
             data = ctx.store.read_bytes(path)
             reader = pa.ipc.open_file(data)
-            stats = json.loads(reader.schema.metadata[b"llama_recipe.stats"])
-            for name in plans:
-                actual[name] += stats["source_tokens"].get(name, 0)
-                documents[name] += stats["source_documents"].get(name, 0)
             rows = sum(reader.get_batch(i).num_rows for i in range(reader.num_record_batches))
             shards.append(
                 {
@@ -326,6 +430,7 @@ class MixStage(Stage):
             "total_tokens_target": ctx.recipe.mixture.total_tokens,
             "total_tokens_packed": total_actual,
             "rows": sum(s["rows"] for s in shards),
+            "rows_per_shard": ctx.recipe.mixture.rows_per_shard,
             "seed": ctx.recipe.mixture.seed,
             "tokenizer_sha256": tokenizer.get("tokenizer_sha256"),
             "vocab_size": ctx.recipe.tokenizer.vocab_size,
