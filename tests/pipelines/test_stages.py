@@ -351,3 +351,22 @@ def test_tokenize_rejects_documents_without_tokens(built):
     assert rejected.value.schema == reject_schema("tokenize")
     assert rejected.value.column("reason").to_pylist() == ["tokenize:no_tokens"]
     assert rejected.value.column("id").to_pylist() == [docs.column("id")[1].as_py()]
+
+
+def test_shards_are_plain_arrow_and_read_from_any_index(built):
+    import pyarrow.dataset as ds
+
+    recipe, store = built
+    directory = store.dir("mix", "_all")
+    reader = ShardReader(directory)
+    # Any Arrow reader sees the same rows (DuckDB, Polars and `datasets` read Arrow IPC files).
+    table = ds.dataset(reader.paths, format="arrow").to_table()
+    assert table.num_rows == len(reader) and table.column_names == ["tokens"]
+    assert table.column("tokens")[7].as_py() == reader[7].tolist()
+    # Iteration from a global index continues exactly there, across shard boundaries.
+    start = recipe.mixture.rows_per_shard - 2
+    rows = list(reader.iter_from(start))
+    assert len(rows) == len(reader) - start
+    assert all(np.array_equal(a, reader[start + i]) for i, a in enumerate(rows[:5]))
+    # Views into the mapped files, not copies.
+    assert not reader[0].flags.owndata
