@@ -38,6 +38,38 @@ def sample_lines(text: str, max_bytes: int) -> Iterator[str]:
         yield line
 
 
+def train_sentencepiece(inputs: list[str], config: Any, workdir: str) -> bytes:
+    """A SentencePiece BPE model with LLaMA's settings, trained on text files; its bytes."""
+    prefix = os.path.join(workdir, "tokenizer")
+    try:
+        spm.SentencePieceTrainer.train(
+            input=inputs,
+            model_prefix=prefix,
+            model_type="bpe",
+            vocab_size=config.vocab_size,
+            # LLaMA: digits split, unknown bytes fall back to byte pieces, text kept as is.
+            split_digits=True,
+            byte_fallback=True,
+            normalization_rule_name="identity",
+            remove_extra_whitespaces=False,
+            allow_whitespace_only_pieces=True,
+            add_dummy_prefix=True,
+            unk_id=UNK_ID,
+            bos_id=BOS_ID,
+            eos_id=EOS_ID,
+            pad_id=-1,
+            character_coverage=config.character_coverage,
+            max_sentence_length=config.max_sentence_length,
+            num_threads=config.num_threads,
+            shuffle_input_sentence=True,
+            minloglevel=2,
+        )
+    except RuntimeError as exc:
+        raise UserError(f"train-tokenizer: SentencePiece failed: {exc}") from None
+    with open(prefix + ".model", "rb") as fh:
+        return fh.read()
+
+
 class TrainTokenizerStage(Stage):
     name = "train-tokenizer"
     per_source = False
@@ -91,33 +123,7 @@ class TrainTokenizerStage(Stage):
                 raise UserError(
                     "train-tokenizer: the sample is empty (every document was dropped?)"
                 )
-            prefix = os.path.join(tmp, "tokenizer")
-            try:
-                spm.SentencePieceTrainer.train(
-                    input=local_inputs,
-                    model_prefix=prefix,
-                    model_type="bpe",
-                    vocab_size=config.vocab_size,
-                    # LLaMA: digits split, unknown bytes fall back to byte pieces, text kept as is.
-                    split_digits=True,
-                    byte_fallback=True,
-                    normalization_rule_name="identity",
-                    remove_extra_whitespaces=False,
-                    allow_whitespace_only_pieces=True,
-                    add_dummy_prefix=True,
-                    unk_id=UNK_ID,
-                    bos_id=BOS_ID,
-                    eos_id=EOS_ID,
-                    pad_id=-1,
-                    character_coverage=config.character_coverage,
-                    max_sentence_length=config.max_sentence_length,
-                    num_threads=config.num_threads,
-                    shuffle_input_sentence=True,
-                    minloglevel=2,
-                )
-            except RuntimeError as exc:
-                raise UserError(f"train-tokenizer: SentencePiece failed: {exc}") from None
-            model = open(prefix + ".model", "rb").read()
+            model = train_sentencepiece(local_inputs, config, tmp)
         ctx.store.write_bytes(FileSystems.join(ctx.store.dir(self.name), TOKENIZER_MODEL), model)
         # What Hugging Face loads: AutoTokenizer.from_pretrained(<this folder>).
         for name, data in hf_files(model, ctx.recipe.mixture.seq_len).items():
