@@ -75,6 +75,23 @@ def _parser() -> argparse.ArgumentParser:
     explain.add_argument("--seed", type=int, default=0, help="draws the sample (0)")
     explain.add_argument("--json", action="store_true", help="one JSON object per document")
 
+    info = commands.add_parser(
+        "model-info", help="exact parameters, FLOPs per token, memory per GPU under FSDP"
+    )
+    info.add_argument("config", help="tiny, small, 7B, 13B, 33B, 65B")
+    info.add_argument("--gpus", type=int, default=1)
+    info.add_argument("--batch-per-gpu", type=int, default=1, help="sequences per GPU")
+    info.add_argument("--seq-len", type=int, default=2048)
+    info.add_argument("--vocab-size", type=int, default=32000)
+
+    export = commands.add_parser("export", help="write a Hugging Face Llama checkpoint")
+    export.add_argument("checkpoint", help="a checkpoint.pt written by `train`")
+    export.add_argument("--hf", required=True, metavar="OUT", help="the folder to write")
+    export.add_argument(
+        "--tokenizer", help="tokenizer folder (default: the build's, beside the checkpoints)"
+    )
+    export.add_argument("--dtype", choices=["float32", "bfloat16"], default="float32")
+
     fetch = commands.add_parser("fetch-lid-model", help="download and verify lid.176.ftz")
     fetch.add_argument("--dest", type=Path, help="where to put it (default: the user cache)")
     return parser
@@ -209,6 +226,46 @@ def cmd_plan(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_model_info(args: argparse.Namespace) -> int:
+    from trainer.info import describe
+    from trainer.model import CONFIGS
+
+    if args.config not in CONFIGS:
+        raise UserError(f"unknown model {args.config!r}; one of {', '.join(CONFIGS)}")
+    if min(args.gpus, args.batch_per_gpu, args.seq_len, args.vocab_size) < 1:
+        raise UserError("--gpus, --batch-per-gpu, --seq-len and --vocab-size must be positive")
+    print(describe(args.config, args.vocab_size, args.seq_len, args.gpus, args.batch_per_gpu))
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    import torch
+
+    from trainer.export import export_hf
+    from trainer.model import ModelArgs
+    from trainer.train import load_checkpoint
+
+    if not os.path.isfile(args.checkpoint):
+        raise UserError(f"{args.checkpoint}: checkpoint not found")
+    checkpoint = load_checkpoint(args.checkpoint)
+    model_args = ModelArgs(**checkpoint["model_args"])
+    tokenizer = args.tokenizer
+    if tokenizer is None:
+        guess = os.path.join(
+            os.path.dirname(os.path.dirname(os.path.abspath(args.checkpoint))),
+            "train-tokenizer",
+            "_all",
+        )
+        tokenizer = guess if os.path.isdir(guess) else None
+    written = export_hf(
+        checkpoint["model"], model_args, args.hf, tokenizer, getattr(torch, args.dtype)
+    )
+    print(f"wrote {', '.join(written)} to {args.hf}")
+    if tokenizer is None:
+        print("llama-recipe: warning: no tokenizer files (give --tokenizer)", file=sys.stderr)
+    return 0
+
+
 def cmd_fetch(args: argparse.Namespace) -> int:
     from filters.langid_model import fetch_lid_model
 
@@ -244,6 +301,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_status(args)
         if args.command == "train":
             return cmd_train(args)
+        if args.command == "model-info":
+            return cmd_model_info(args)
+        if args.command == "export":
+            return cmd_export(args)
         if args.command == "plan":
             return cmd_plan(args)
         if args.command == "train-quality-classifier":
@@ -256,6 +317,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # output piped into `head` and the like
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 (interpreter exit flushes it)
+        return 0
 
 
 if __name__ == "__main__":
