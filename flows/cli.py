@@ -45,6 +45,7 @@ def _parser() -> argparse.ArgumentParser:
     train = commands.add_parser("train", help="train the recipe's model on its mix shards")
     train.add_argument("recipe")
     train.add_argument("--max-steps", type=int, help="override train.max_steps")
+    train.add_argument("--resume", action="store_true", help="continue from the newest checkpoint")
 
     plan = commands.add_parser(
         "plan", help="the epochs per source a token budget gives (Table 1 for your data)"
@@ -155,7 +156,20 @@ def cmd_train(args: argparse.Namespace) -> int:
             flush=True,
         )
 
-    history = train(shards, recipe.tokenizer.vocab_size, settings, checkpoint_dir, log=log)
+    try:
+        history = train(
+            shards,
+            recipe.tokenizer.vocab_size,
+            settings,
+            checkpoint_dir,
+            log=log,
+            resume=args.resume,
+        )
+    except FileNotFoundError as exc:
+        raise UserError(str(exc)) from None
+    if not history:
+        print(f"nothing to do: the checkpoint in {checkpoint_dir} is at train.max_steps")
+        return 0
     print(
         f"loss: first step {history[0]['loss']:.4f} -> last step {history[-1]['loss']:.4f} "
         f"({len(history)} steps); checkpoint in {checkpoint_dir}"

@@ -27,3 +27,11 @@ class TrainSettings:
     device: str = "auto"  # cuda when available, else cpu
     log_every: int = 1
     checkpoint_dir: str | None = None  # None: <workdir>/checkpoints
+    checkpoint_every: int = 0  # steps between checkpoints; 0: only at the end
+    keep_checkpoints: int = 3  # the newest N are kept
+    # Sequences per forward/backward on each rank; batch_size / ranks is reached by
+    # accumulating gradients. None: the rank's whole share at once.
+    micro_batch_size: int | None = None
+    compile: bool = False  # torch.compile each block
+    activation_checkpointing: bool = False  # recompute each block in the backward pass
+    peak_tflops: float | None = None  # per device, for MFU (e.g. 989 for an H100 in bf16)

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 
 @dataclass
@@ -132,6 +133,7 @@ class Llama(nn.Module):
         self.output = nn.Linear(args.dim, args.vocab_size, bias=False)
         cos, sin = rope_tables(args.dim // args.n_heads, args.max_seq_len, args.rope_theta)
         self.register_buffer("rope_cos", cos, persistent=False)
+        self.checkpoint_blocks = False  # set by trainer.parallel
         self.register_buffer("rope_sin", sin, persistent=False)
 
     def init_weights(self, std: float = 0.02) -> None:
@@ -149,7 +151,11 @@ class Llama(nn.Module):
         cos, sin = self.rope_cos[:seq], self.rope_sin[:seq]
         h = self.tok_embeddings(tokens)
         for block in self.layers:
-            h = block(h, cos, sin)
+            if self.checkpoint_blocks and self.training:
+                # Recompute the block in the backward pass instead of keeping its activations.
+                h = checkpoint(block, h, cos, sin, use_reentrant=False)
+            else:
+                h = block(h, cos, sin)
         return self.output(self.norm(h)).float()
 
 

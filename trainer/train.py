@@ -13,13 +13,16 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import numpy as np
 import torch
+import torch.distributed as dist
 import torch.nn.functional as F
 
 from pipelines.shards import ShardReader
+from trainer import checkpoint
 from trainer.config import TrainSettings
+from trainer.data import batch_for, rank_slice
 from trainer.model import Llama, count_parameters, model_args
+from trainer.parallel import init_world, parallelize
 
 
 def learning_rate(step: int, settings: TrainSettings) -> float:
@@ -41,8 +44,22 @@ def pick_device(name: str) -> torch.device:
 
 def batch_at(reader: ShardReader, position: int, batch_size: int) -> torch.Tensor:
     """Sequences position..position+batch_size-1 (wrapping around the data), as int64."""
-    rows = [reader[(position + i) % len(reader)] for i in range(batch_size)]
-    return torch.from_numpy(np.stack(rows).astype(np.int64))
+    return batch_for(reader, position, batch_size)
+
+
+def build_optimizer(model: torch.nn.Module, settings: TrainSettings) -> torch.optim.Optimizer:
+    # Weight decay on matrices only: norms' gains are not decayed toward zero.
+    decay = [p for p in model.parameters() if p.dim() >= 2]
+    no_decay = [p for p in model.parameters() if p.dim() < 2]
+    return torch.optim.AdamW(
+        [
+            {"params": decay, "weight_decay": settings.weight_decay},
+            {"params": no_decay, "weight_decay": 0.0},
+        ],
+        lr=settings.lr,
+        betas=(settings.beta1, settings.beta2),
+        fused=torch.cuda.is_available() or None,
+    )
 
 
 def train(
@@ -51,73 +68,121 @@ def train(
     settings: TrainSettings,
     checkpoint_dir: str,
     log: Callable[[dict[str, Any]], None] = lambda record: None,
+    resume: bool = False,
+    stop_after: int | None = None,
 ) -> list[dict[str, Any]]:
-    """Train from the mix shards; return the per-step metrics and save a final checkpoint."""
+    """Train from the mix shards (on every rank when launched by torchrun); return the
+    per-step metrics of this run and leave checkpoints in `checkpoint_dir`. `stop_after`
+    ends the run after that step with a checkpoint, as a preempted job would end."""
+    world = init_world(settings.device)
     torch.manual_seed(settings.seed)
-    device = pick_device(settings.device)
     reader = ShardReader(shards_dir)
     seq_len = reader.row_tokens - 1
     args = model_args(settings.model, vocab_size, seq_len)
-    model = Llama(args).to(device)
-    model.init_weights()
-    # Weight decay on matrices only: norms' gains are not decayed toward zero.
-    decay = [p for p in model.parameters() if p.dim() >= 2]
-    no_decay = [p for p in model.parameters() if p.dim() < 2]
-    optimizer = torch.optim.AdamW(
-        [
-            {"params": decay, "weight_decay": settings.weight_decay},
-            {"params": no_decay, "weight_decay": 0.0},
-        ],
-        lr=settings.lr,
-        betas=(settings.beta1, settings.beta2),
+    model = Llama(args)
+    model.init_weights()  # the same weights on every rank: the same seed
+    parameters = count_parameters(model)
+    model = parallelize(
+        model.to(world.device), world, settings.compile, settings.activation_checkpointing
     )
+    optimizer = build_optimizer(model, settings)
     os.makedirs(checkpoint_dir, exist_ok=True)
-    metrics_path = os.path.join(checkpoint_dir, "metrics.jsonl")
+    first_step, position = 0, 0
+    if resume:
+        found = checkpoint.latest(checkpoint_dir)
+        if found is None:
+            raise FileNotFoundError(f"{checkpoint_dir}: no checkpoint to resume from")
+        meta = checkpoint.load(found, model, optimizer, world.rank)
+        first_step, position = meta["step"], meta["data_position"]
+    offset, count = rank_slice(settings.batch_size, world.rank, world.size)
+    micro = settings.micro_batch_size or count
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if world.device.type == "cuda" else None
+    flops_per_token = 6 * parameters + 12 * args.n_layers * args.dim * seq_len
+    meta = {
+        "model_args": dataclasses.asdict(args),
+        "settings": dataclasses.asdict(settings),
+        "parameters": parameters,
+        "world_size": world.size,
+    }
     history: list[dict[str, Any]] = []
-    position = 0
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else None
-    with open(metrics_path, "w") as metrics_file:
-        for step in range(settings.max_steps):
+    metrics_path = os.path.join(checkpoint_dir, "metrics.jsonl")
+    metrics_file = open(metrics_path, "a" if resume else "w") if world.main else None  # noqa: SIM115
+    try:
+        for step in range(first_step, settings.max_steps):
             started = time.perf_counter()
             lr = learning_rate(step, settings)
             for group in optimizer.param_groups:
                 group["lr"] = lr
-            batch = batch_at(reader, position, settings.batch_size).to(device)
+            batch = batch_for(reader, position, settings.batch_size, world.rank, world.size)
+            batch = batch.to(world.device)
             position += settings.batch_size
-            inputs, targets = batch[:, :-1], batch[:, 1:]
-            if autocast is not None:
-                with autocast:
-                    logits = model(inputs)
-            else:
-                logits = model(inputs)
-            loss = F.cross_entropy(logits.reshape(-1, logits.size(-1)), targets.reshape(-1))
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            loss_sum = torch.zeros((), device=world.device)
+            for start in range(0, count, micro):
+                part = batch[start : start + micro]
+                inputs, targets = part[:, :-1], part[:, 1:]
+                if autocast is not None:
+                    with autocast:
+                        logits = model(inputs)
+                else:
+                    logits = model(inputs)
+                loss = F.cross_entropy(logits.reshape(-1, logits.size(-1)), targets.reshape(-1))
+                (loss * len(part) / count).backward()
+                loss_sum += loss.detach() * len(part)
             grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), settings.grad_clip)
+            if hasattr(grad_norm, "full_tensor"):
+                grad_norm = grad_norm.full_tensor()
             optimizer.step()
+            if world.distributed:
+                dist.all_reduce(loss_sum)
+            step_loss = float(loss_sum) / settings.batch_size
             seconds = time.perf_counter() - started
+            tokens_per_s = settings.batch_size * seq_len / seconds
             record = {
                 "step": step + 1,
-                "loss": float(loss.item()),
+                "loss": step_loss,
                 "lr": lr,
                 "grad_norm": float(grad_norm),
-                "tokens_per_s": settings.batch_size * seq_len / seconds,
+                "tokens_per_s": tokens_per_s,
                 "data_position": position,
             }
+            if settings.peak_tflops:
+                record["mfu"] = (
+                    flops_per_token * tokens_per_s / (settings.peak_tflops * 1e12 * world.size)
+                )
+            if world.device.type == "cuda":
+                record["max_memory_gib"] = torch.cuda.max_memory_allocated() / 1024**3
             history.append(record)
-            metrics_file.write(json.dumps(record) + "\n")
-            if step == 0 or (step + 1) % settings.log_every == 0 or step == settings.max_steps - 1:
+            if metrics_file is not None:
+                metrics_file.write(json.dumps(record) + "\n")
+                metrics_file.flush()
+            last = step == settings.max_steps - 1
+            if world.main and (step == first_step or (step + 1) % settings.log_every == 0 or last):
                 log(record)
-    checkpoint = {
-        "model": model.state_dict(),
-        "optimizer": optimizer.state_dict(),
-        "step": settings.max_steps,
-        "data_position": position,
-        "model_args": dataclasses.asdict(args),
-        "settings": dataclasses.asdict(settings),
-        "parameters": count_parameters(model),
-    }
-    torch.save(checkpoint, os.path.join(checkpoint_dir, "checkpoint.pt"))
+            every = settings.checkpoint_every
+            stopping = stop_after is not None and step + 1 >= stop_after
+            if last or stopping or (every and (step + 1) % every == 0):
+                checkpoint.save(
+                    checkpoint_dir,
+                    step + 1,
+                    model,
+                    optimizer,
+                    {**meta, "data_position": position},
+                    world.rank,
+                    settings.keep_checkpoints,
+                )
+            if stopping:
+                break
+    finally:
+        if metrics_file is not None:
+            metrics_file.close()
+    # The whole model in one file, for `llama-recipe export`.
+    state = checkpoint.full_model_state(model)
+    if world.main:
+        torch.save(
+            {**meta, "model": state, "step": settings.max_steps, "data_position": position},
+            os.path.join(checkpoint_dir, "checkpoint.pt"),
+        )
     return history
 
 

@@ -1,0 +1,113 @@
+"""The training loop on the sample shards: learning, exact resume, FSDP2 on two processes,
+and data positions that survive a change of world size."""
+
+import dataclasses
+import json
+import os
+import socket
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from pipelines.recipe import load_recipe
+from pipelines.shards import ShardReader
+from pipelines.store import StageStore
+from tests.conftest import ROOT
+from trainer.config import TrainSettings
+from trainer.data import batch_for, rank_slice
+from trainer.train import train
+
+pytestmark = pytest.mark.integration
+SETTINGS = TrainSettings(
+    model="tiny", batch_size=4, lr=3e-3, warmup_steps=2, max_steps=6, device="cpu", log_every=1
+)
+
+
+@pytest.fixture(scope="module")
+def shards(built_sample):
+    return StageStore(load_recipe(built_sample).workdir).dir("mix", "_all")
+
+
+def test_stop_and_resume_gives_the_same_losses_bitwise(shards, tmp_path):
+    full = train(shards, 1024, SETTINGS, str(tmp_path / "a"))
+    assert full[-1]["loss"] < full[0]["loss"]
+    first = train(shards, 1024, SETTINGS, str(tmp_path / "b"), stop_after=3)
+    assert [r["step"] for r in first] == [1, 2, 3]
+    rest = train(shards, 1024, SETTINGS, str(tmp_path / "b"), resume=True)
+    assert [r["step"] for r in rest] == [4, 5, 6]
+    assert [r["loss"] for r in first + rest] == [r["loss"] for r in full]
+    assert rest[-1]["data_position"] == 6 * SETTINGS.batch_size
+    kept = sorted(n for n in os.listdir(tmp_path / "b") if n.startswith("step-"))
+    assert kept == ["step-00000003", "step-00000006"]
+
+
+def test_each_global_batch_is_read_once_whatever_the_world_size(shards):
+    reader = ShardReader(shards)
+    for world in (1, 2, 3):
+        slices = [rank_slice(8, r, world) for r in range(world)]
+        assert sum(c for _, c in slices) == 8
+        parts = [batch_for(reader, 16, 8, r, world) for r in range(world)]
+        assert np.array_equal(np.concatenate(parts), batch_for(reader, 16, 8).numpy())
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+RUNNER = """
+import json, sys
+from trainer.config import TrainSettings
+from trainer.train import train
+settings = TrainSettings(**json.loads(sys.argv[1]))
+history = train(sys.argv[2], 1024, settings, sys.argv[3], resume=sys.argv[4] == "resume",
+                stop_after=int(sys.argv[5]) or None)
+import torch.distributed as dist
+if not dist.is_initialized() or dist.get_rank() == 0:
+    print("HISTORY " + json.dumps(history))
+"""
+
+
+def torchrun(tmp_path, processes, shards, checkpoints, resume=False, stop_after=0):
+    script = tmp_path / "run.py"
+    script.write_text(RUNNER)
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        f"--nproc_per_node={processes}",
+        "--master_addr=127.0.0.1",
+        f"--master_port={_free_port()}",
+        str(script),
+        json.dumps(dataclasses.asdict(SETTINGS)),
+        shards,
+        str(checkpoints),
+        "resume" if resume else "fresh",
+        str(stop_after),
+    ]
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    line = next(x for x in result.stdout.splitlines() if x.startswith("HISTORY "))
+    return json.loads(line.removeprefix("HISTORY "))
+
+
+def test_fsdp2_on_two_processes_matches_one(shards, tmp_path):
+    single = train(shards, 1024, SETTINGS, str(tmp_path / "one"), stop_after=5)
+    double = torchrun(tmp_path, 2, shards, tmp_path / "two", stop_after=5)
+    assert len(double) == 5
+    for a, b in zip(single, double, strict=True):
+        assert abs(a["loss"] - b["loss"]) < 1e-4, (a["loss"], b["loss"])
+
+
+def test_resume_on_a_different_world_size(shards, tmp_path):
+    # Two ranks train 3 steps; one process resumes from their sharded checkpoint.
+    torchrun(tmp_path, 2, shards, tmp_path / "run", stop_after=3)
+    rest = train(shards, 1024, SETTINGS, str(tmp_path / "run"), resume=True)
+    full = train(shards, 1024, SETTINGS, str(tmp_path / "ref"))
+    assert [r["data_position"] for r in rest] == [r["data_position"] for r in full[3:]]
+    for a, b in zip(rest, full[3:], strict=True):
+        assert abs(a["loss"] - b["loss"]) < 1e-4

@@ -1,0 +1,107 @@
+"""Checkpoints with `torch.distributed.checkpoint` (DCP): every rank writes its own shards of
+the model and the optimizer, in parallel, and a checkpoint loads onto any number of ranks.
+Beside them, `trainer.json` (step, data position, settings) and each rank's RNG state.
+Loading reads tensors only (DCP's format, and `weights_only` for the RNG states)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import shutil
+import warnings
+from typing import Any
+
+import torch
+import torch.distributed as dist
+import torch.distributed.checkpoint as dcp
+from torch.distributed.checkpoint.state_dict import (
+    StateDictOptions,
+    get_model_state_dict,
+    get_state_dict,
+    set_state_dict,
+)
+
+_STEP_RE = re.compile(r"^step-(\d{8})$")
+
+
+def step_dir(root: str, step: int) -> str:
+    return os.path.join(root, f"step-{step:08d}")
+
+
+def latest(root: str) -> str | None:
+    """The newest complete checkpoint under root (one whose trainer.json was written)."""
+    if not os.path.isdir(root):
+        return None
+    steps = sorted(
+        int(m.group(1))
+        for name in os.listdir(root)
+        if (m := _STEP_RE.match(name)) and os.path.exists(os.path.join(root, name, "trainer.json"))
+    )
+    return step_dir(root, steps[-1]) if steps else None
+
+
+def save(
+    root: str,
+    step: int,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    meta: dict[str, Any],
+    rank: int,
+    keep: int,
+) -> str:
+    """Write a checkpoint; `trainer.json` last, as the marker that it is complete."""
+    directory = step_dir(root, step)
+    model_state, optim_state = get_state_dict(model, optimizer)
+    with _single_process_quiet():
+        dcp.save({"model": model_state, "optimizer": optim_state}, checkpoint_id=directory)
+    torch.save({"cpu": torch.get_rng_state()}, os.path.join(directory, f"rng-{rank}.pt"))
+    if dist.is_initialized():
+        dist.barrier()
+    if rank == 0:
+        with open(os.path.join(directory, "trainer.json"), "w") as fh:
+            json.dump({**meta, "step": step}, fh, indent=2)
+        _prune(root, keep)
+    if dist.is_initialized():
+        dist.barrier()
+    return directory
+
+
+def load(directory: str, model: torch.nn.Module, optimizer: torch.optim.Optimizer, rank: int):
+    """Restore model, optimizer and RNG in place; return trainer.json's contents."""
+    model_state, optim_state = get_state_dict(model, optimizer)
+    state = {"model": model_state, "optimizer": optim_state}
+    with _single_process_quiet():
+        dcp.load(state, checkpoint_id=directory)
+    set_state_dict(
+        model, optimizer, model_state_dict=state["model"], optim_state_dict=state["optimizer"]
+    )
+    rng_path = os.path.join(directory, f"rng-{rank}.pt")
+    if os.path.exists(rng_path):  # a different world size: ranks beyond the old one reseed
+        torch.set_rng_state(torch.load(rng_path, weights_only=True)["cpu"])
+    with open(os.path.join(directory, "trainer.json")) as fh:
+        return json.load(fh)
+
+
+def full_model_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """The whole (unsharded) model state on CPU, on every rank."""
+    return get_model_state_dict(
+        model, options=StateDictOptions(full_state_dict=True, cpu_offload=True)
+    )
+
+
+@contextlib.contextmanager
+def _single_process_quiet():
+    """DCP warns that it assumes one process when there is no process group: that is the
+    intent of a single-device run."""
+    with warnings.catch_warnings():
+        if not dist.is_initialized():
+            warnings.filterwarnings("ignore", message="torch.distributed is disabled")
+        yield
+
+
+def _prune(root: str, keep: int) -> None:
+    steps = sorted(name for name in os.listdir(root) if _STEP_RE.match(name))
+    for name in steps[:-keep] if keep > 0 else []:
+        shutil.rmtree(os.path.join(root, name), ignore_errors=True)

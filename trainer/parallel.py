@@ -1,0 +1,63 @@
+"""How the model is spread and sped up, kept apart from the model's math (as torchtitan does):
+the process group under torchrun, FSDP2 (`fully_shard`) per block and on the root, and the
+switchable per-block activation checkpointing and `torch.compile`."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+
+from trainer.model import Llama
+
+
+@dataclass(frozen=True)
+class World:
+    rank: int
+    size: int
+    local_rank: int
+    device: torch.device
+
+    @property
+    def distributed(self) -> bool:
+        return self.size > 1
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+def init_world(device_name: str) -> World:
+    """The process group when launched by torchrun (WORLD_SIZE > 1), else a world of one."""
+    size = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    cuda = torch.cuda.is_available() and device_name in ("auto", "cuda")
+    if cuda:
+        device = torch.device("cuda", local_rank)
+        torch.cuda.set_device(device)
+    else:
+        device = torch.device("cpu" if device_name == "auto" else device_name)
+    if size > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return World(rank, size, local_rank, device)
+
+
+def parallelize(
+    model: Llama, world: World, compile_blocks: bool = False, checkpointing: bool = False
+) -> Llama:
+    """Activation checkpointing, compile and FSDP2, applied per block, in that order; the
+    parameter names stay those of the model (checkpoints and exports do not change)."""
+    model.checkpoint_blocks = checkpointing
+    if compile_blocks:
+        for block in model.layers:
+            block.compile()  # in place: the module and its parameter names stay
+    if world.distributed:
+        from torch.distributed.fsdp import fully_shard
+
+        for block in model.layers:
+            fully_shard(block)
+        fully_shard(model)
+    return model
