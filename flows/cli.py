@@ -93,6 +93,14 @@ def _parser() -> argparse.ArgumentParser:
     )
     export.add_argument("--dtype", choices=["float32", "bfloat16"], default="float32")
 
+    gen = commands.add_parser("generate", help="continue a prompt with a trained checkpoint")
+    gen.add_argument("checkpoint", help="a checkpoint.pt written by `train`")
+    gen.add_argument("--prompt", required=True)
+    gen.add_argument("--max-new-tokens", type=int, default=64)
+    gen.add_argument("--temperature", type=float, default=0.0, help="0: greedy")
+    gen.add_argument("--top-p", type=float, default=1.0)
+    gen.add_argument("--tokenizer", help="tokenizer folder (default: the build's)")
+
     fetch = commands.add_parser("fetch-lid-model", help="download and verify lid.176.ftz")
     fetch.add_argument("--dest", type=Path, help="where to put it (default: the user cache)")
     return parser
@@ -252,6 +260,37 @@ def cmd_model_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def _tokenizer_beside(checkpoint: str, given: str | None) -> str | None:
+    if given:
+        return given
+    guess = os.path.join(
+        os.path.dirname(os.path.dirname(os.path.abspath(checkpoint))), "train-tokenizer", "_all"
+    )
+    return guess if os.path.isdir(guess) else None
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    import sentencepiece as spm
+
+    from trainer.generate import generate
+    from trainer.model import Llama, ModelArgs
+    from trainer.train import load_checkpoint
+
+    if not os.path.isfile(args.checkpoint):
+        raise UserError(f"{args.checkpoint}: checkpoint not found")
+    tokenizer = _tokenizer_beside(args.checkpoint, args.tokenizer)
+    if tokenizer is None or not os.path.isfile(os.path.join(tokenizer, "tokenizer.model")):
+        raise UserError("no tokenizer.model found beside the checkpoint; give --tokenizer")
+    sp = spm.SentencePieceProcessor(model_file=os.path.join(tokenizer, "tokenizer.model"))
+    checkpoint = load_checkpoint(args.checkpoint)
+    model = Llama(ModelArgs(**checkpoint["model_args"]))
+    model.load_state_dict(checkpoint["model"])
+    prompt = [sp.bos_id(), *sp.encode(args.prompt)]
+    new = generate(model, prompt, args.max_new_tokens, args.temperature, args.top_p)
+    print(args.prompt + sp.decode([t for t in new if t != sp.eos_id()]))
+    return 0
+
+
 def cmd_export(args: argparse.Namespace) -> int:
     import torch
 
@@ -263,14 +302,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         raise UserError(f"{args.checkpoint}: checkpoint not found")
     checkpoint = load_checkpoint(args.checkpoint)
     model_args = ModelArgs(**checkpoint["model_args"])
-    tokenizer = args.tokenizer
-    if tokenizer is None:
-        guess = os.path.join(
-            os.path.dirname(os.path.dirname(os.path.abspath(args.checkpoint))),
-            "train-tokenizer",
-            "_all",
-        )
-        tokenizer = guess if os.path.isdir(guess) else None
+    tokenizer = _tokenizer_beside(args.checkpoint, args.tokenizer)
     written = export_hf(
         checkpoint["model"], model_args, args.hf, tokenizer, getattr(torch, args.dtype)
     )
@@ -319,6 +351,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_model_info(args)
         if args.command == "export":
             return cmd_export(args)
+        if args.command == "generate":
+            return cmd_generate(args)
         if args.command == "plan":
             return cmd_plan(args)
         if args.command == "train-quality-classifier":

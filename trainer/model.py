@@ -76,6 +76,22 @@ def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.T
     return rotated.flatten(-2).type_as(x)
 
 
+@dataclass
+class KVCache:
+    """Keys and values of the positions seen so far, per layer: [batch, max_len, heads, hd]."""
+
+    keys: list[torch.Tensor]
+    values: list[torch.Tensor]
+
+    @classmethod
+    def empty(cls, args: ModelArgs, batch: int, max_len: int, device, dtype) -> KVCache:
+        shape = (batch, max_len, args.n_heads, args.dim // args.n_heads)
+        return cls(
+            [torch.zeros(shape, device=device, dtype=dtype) for _ in range(args.n_layers)],
+            [torch.zeros(shape, device=device, dtype=dtype) for _ in range(args.n_layers)],
+        )
+
+
 class Attention(nn.Module):
     def __init__(self, args: ModelArgs):
         super().__init__()
@@ -86,15 +102,36 @@ class Attention(nn.Module):
         self.wv = nn.Linear(args.dim, args.dim, bias=False)
         self.wo = nn.Linear(args.dim, args.dim, bias=False)
 
-    def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self,
+        x: torch.Tensor,
+        cos: torch.Tensor,
+        sin: torch.Tensor,
+        cache: tuple[torch.Tensor, torch.Tensor] | None = None,
+        start: int = 0,
+    ) -> torch.Tensor:
         batch, seq, _ = x.shape
         shape = (batch, seq, self.n_heads, self.head_dim)
         q = apply_rope(self.wq(x).view(shape), cos, sin)
         k = apply_rope(self.wk(x).view(shape), cos, sin)
         v = self.wv(x).view(shape)
+        mask, causal = None, True
+        if cache is not None:  # generation: attend to every earlier position too
+            keys, values = cache
+            keys[:, start : start + seq] = k
+            values[:, start : start + seq] = v
+            k, v = keys[:, : start + seq], values[:, : start + seq]
+            if start > 0:
+                causal = False
+                # query i (at position start + i) sees positions <= start + i
+                mask = torch.ones(seq, start + seq, dtype=torch.bool, device=x.device).tril(start)
         # [batch, heads, seq, head_dim] for SDPA
         out = F.scaled_dot_product_attention(
-            q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), is_causal=True
+            q.transpose(1, 2),
+            k.transpose(1, 2),
+            v.transpose(1, 2),
+            attn_mask=mask,
+            is_causal=causal,
         )
         return self.wo(out.transpose(1, 2).reshape(batch, seq, -1))
 
@@ -118,8 +155,10 @@ class Block(nn.Module):
         self.ffn_norm = RMSNorm(args.dim, args.norm_eps)
         self.feed_forward = FeedForward(args)
 
-    def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-        x = x + self.attention(self.attention_norm(x), cos, sin)
+    def forward(
+        self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, cache=None, start: int = 0
+    ) -> torch.Tensor:
+        x = x + self.attention(self.attention_norm(x), cos, sin, cache, start)
         return x + self.feed_forward(self.ffn_norm(x))
 
 
@@ -145,11 +184,18 @@ class Llama(nn.Module):
             for proj in (block.attention.wo, block.feed_forward.w2):
                 nn.init.normal_(proj.weight, mean=0.0, std=std / math.sqrt(2 * self.args.n_layers))
 
-    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
-        """tokens [batch, seq] -> logits [batch, seq, vocab]."""
+    def forward(
+        self, tokens: torch.Tensor, cache: KVCache | None = None, start: int = 0
+    ) -> torch.Tensor:
+        """tokens [batch, seq] -> logits [batch, seq, vocab]. With a cache (generation), the
+        tokens are at positions start.. and attend to the cached ones before them."""
         seq = tokens.shape[1]
-        cos, sin = self.rope_cos[:seq], self.rope_sin[:seq]
+        cos, sin = self.rope_cos[start : start + seq], self.rope_sin[start : start + seq]
         h = self.tok_embeddings(tokens)
+        if cache is not None:
+            for i, block in enumerate(self.layers):
+                h = block(h, cos, sin, (cache.keys[i], cache.values[i]), start)
+            return self.output(self.norm(h)).float()
         for block in self.layers:
             if self.checkpoint_blocks and self.training:
                 # Recompute the block in the backward pass instead of keeping its activations.

@@ -111,3 +111,26 @@ def test_resume_on_a_different_world_size(shards, tmp_path):
     assert [r["data_position"] for r in rest] == [r["data_position"] for r in full[3:]]
     for a, b in zip(rest, full[3:], strict=True):
         assert abs(a["loss"] - b["loss"]) < 1e-4
+
+
+def test_generate_command_continues_a_prompt(built_sample, shards, tmp_path, capsys):
+    from flows.cli import main
+
+    workdir = StageStore(load_recipe(built_sample).workdir).workdir
+    checkpoints = os.path.join(workdir, "checkpoints-generate")
+    train(shards, 1024, dataclasses.replace(SETTINGS, max_steps=2), checkpoints)
+    tokenizer = os.path.join(workdir, "train-tokenizer", "_all")
+    code = main(
+        [
+            "generate",
+            os.path.join(checkpoints, "checkpoint.pt"),
+            "--prompt",
+            "The river",
+            "--max-new-tokens",
+            "8",
+            "--tokenizer",
+            tokenizer,
+        ]  # fmt: skip
+    )
+    assert code == 0
+    assert capsys.readouterr().out.startswith("The river")
