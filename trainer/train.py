@@ -107,6 +107,11 @@ def train(
     history: list[dict[str, Any]] = []
     metrics_path = os.path.join(checkpoint_dir, "metrics.jsonl")
     metrics_file = open(metrics_path, "a" if resume else "w") if world.main else None  # noqa: SIM115
+    board = None
+    if world.main:
+        from torch.utils.tensorboard import SummaryWriter
+
+        board = SummaryWriter(os.path.join(checkpoint_dir, "tensorboard"), purge_step=first_step)
     try:
         for step in range(first_step, settings.max_steps):
             started = time.perf_counter()
@@ -156,6 +161,10 @@ def train(
             if metrics_file is not None:
                 metrics_file.write(json.dumps(record) + "\n")
                 metrics_file.flush()
+            if board is not None:
+                for key, value in record.items():
+                    if key not in ("step", "data_position"):
+                        board.add_scalar(f"train/{key}", value, step + 1)
             last = step == settings.max_steps - 1
             if world.main and (step == first_step or (step + 1) % settings.log_every == 0 or last):
                 log(record)
@@ -176,6 +185,10 @@ def train(
     finally:
         if metrics_file is not None:
             metrics_file.close()
+        if board is not None:
+            board.close()
+    if world.main:
+        plot_loss(metrics_path, os.path.join(checkpoint_dir, "loss.png"))
     # The whole model in one file, for `llama-recipe export`.
     state = checkpoint.full_model_state(model)
     if world.main:
@@ -183,7 +196,33 @@ def train(
             {**meta, "model": state, "step": settings.max_steps, "data_position": position},
             os.path.join(checkpoint_dir, "checkpoint.pt"),
         )
+    if world.distributed:
+        # Every rank done before any leaves: a rank exiting while another still talks to it
+        # over gloo aborts the job.
+        dist.barrier()
+        dist.destroy_process_group()
     return history
+
+
+def plot_loss(metrics_path: str, out: str) -> None:
+    """The loss curve of every step in metrics.jsonl (resumed runs included), as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # no display
+    import matplotlib.pyplot as plt
+
+    with open(metrics_path) as fh:
+        records = [json.loads(line) for line in fh if line.strip()]
+    if not records:
+        return
+    figure, axis = plt.subplots(figsize=(7, 4), dpi=100)
+    axis.plot([r["step"] for r in records], [r["loss"] for r in records], linewidth=1.2)
+    axis.set_xlabel("step")
+    axis.set_ylabel("training loss")
+    axis.grid(alpha=0.3)
+    figure.tight_layout()
+    figure.savefig(out)
+    plt.close(figure)
 
 
 def load_checkpoint(path: str) -> dict[str, Any]:

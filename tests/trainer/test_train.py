@@ -41,6 +41,13 @@ def test_stop_and_resume_gives_the_same_losses_bitwise(shards, tmp_path):
     assert rest[-1]["data_position"] == 6 * SETTINGS.batch_size
     kept = sorted(n for n in os.listdir(tmp_path / "b") if n.startswith("step-"))
     assert kept == ["step-00000003", "step-00000006"]
+    # Metrics: JSON lines for every step of both runs, TensorBoard events, the loss curve.
+    lines = (tmp_path / "b" / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(x)["step"] for x in lines] == [1, 2, 3, 4, 5, 6]
+    assert (tmp_path / "b" / "loss.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert any(
+        n.startswith("events.out.tfevents") for n in os.listdir(tmp_path / "b" / "tensorboard")
+    )
 
 
 def test_each_global_batch_is_read_once_whatever_the_world_size(shards):
