@@ -35,7 +35,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--peak-tflops", type=float, default=989.0)
     parser.add_argument("--no-compile", action="store_true")
-    parser.add_argument("--checkpointing", action="store_true")
+    parser.add_argument("--checkpointing", choices=["none", "selective", "full"], default="none")
     args = parser.parse_args()
     if not torch.cuda.is_available():
         raise SystemExit("gpu_train.py: no CUDA device here")

@@ -7,6 +7,7 @@ without either depending on the other's libraries.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 
 @dataclass
@@ -33,5 +34,7 @@ class TrainSettings:
     # accumulating gradients. None: the rank's whole share at once.
     micro_batch_size: int | None = None
     compile: bool = False  # torch.compile each block
-    activation_checkpointing: bool = False  # recompute each block in the backward pass
+    # Recompute in the backward pass instead of keeping activations: "full" (each block),
+    # "selective" (keep matmul outputs, recompute the cheap elementwise ops), or "none".
+    activation_checkpointing: Literal["none", "selective", "full"] = "none"
     peak_tflops: float | None = None  # per device, for MFU (e.g. 989 for an H100 in bf16)

@@ -46,10 +46,14 @@ def init_world(device_name: str) -> World:
 
 
 def parallelize(
-    model: Llama, world: World, compile_blocks: bool = False, checkpointing: bool = False
+    model: Llama, world: World, compile_blocks: bool = False, checkpointing: str = "none"
 ) -> Llama:
     """Activation checkpointing, compile and FSDP2, applied per block, in that order; the
     parameter names stay those of the model (checkpoints and exports do not change)."""
+    if checkpointing not in ("none", "full", "selective"):
+        raise ValueError(
+            f"activation_checkpointing: none, full or selective, not {checkpointing!r}"
+        )
     model.checkpoint_blocks = checkpointing
     if compile_blocks:
         for block in model.layers:
