@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Iterable
-from typing import Any
 
 import xxhash
 
@@ -19,17 +17,3 @@ def normalize_for_exact(text: str) -> str:
 
 def text_hash(text: str) -> str:
     return xxhash.xxh3_128_hexdigest(normalize_for_exact(text).encode("utf-8"))
-
-
-def keep_order(doc: dict[str, Any]) -> tuple:
-    """Which copy of a duplicate group survives: the longest text, then the smallest id.
-
-    Deterministic whatever order the copies arrive in.
-    """
-    return (-len(doc.get("text") or ""), doc["id"])
-
-
-def split_duplicates(docs: Iterable[dict[str, Any]]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """(kept, removed) for a group of documents with the same normalized text."""
-    ordered = sorted(docs, key=keep_order)
-    return ordered[0], ordered[1:]

@@ -1,4 +1,4 @@
-from dedup.exact import normalize_for_exact, split_duplicates, text_hash
+from dedup.exact import normalize_for_exact, text_hash
 
 
 def test_layout_only_differences_hash_the_same():
@@ -8,12 +8,17 @@ def test_layout_only_differences_hash_the_same():
 
 
 def test_keep_rule_is_deterministic_whatever_the_order():
+    from dedup.cluster import keep_priority
+
     docs = [
-        {"id": "s/2", "text": "abc"},
-        {"id": "s/1", "text": "abc"},
-        {"id": "s/0", "text": "ABC "},
+        {"id": "s/2", "text": "abc", "source": "web"},
+        {"id": "s/1", "text": "abc", "source": "web"},
+        {"id": "s/0", "text": "ABC ", "source": "web"},
+        {"id": "w/9", "text": "abc", "source": "wiki", "quality_score": 0.1},
     ]
+    rules = ["source_priority", "quality_score", "length"]
+    ranks = {"wiki": 0}
     for order in (docs, docs[::-1], docs[1:] + docs[:1]):
-        kept, removed = split_duplicates(order)
-        assert kept["id"] == "s/0"  # the longest copy, then the smallest id
-        assert sorted(d["id"] for d in removed) == ["s/1", "s/2"]
+        ranked = sorted(order, key=lambda d: keep_priority(d, rules, ranks))
+        # The priority source first, then the longest copy, then the smallest id.
+        assert [d["id"] for d in ranked] == ["w/9", "s/0", "s/1", "s/2"]
