@@ -37,4 +37,5 @@ class TrainSettings:
     # Recompute in the backward pass instead of keeping activations: "full" (each block),
     # "selective" (keep matmul outputs, recompute the cheap elementwise ops), or "none".
     activation_checkpointing: Literal["none", "selective", "full"] = "none"
-    peak_tflops: float | None = None  # per device, for MFU (e.g. 989 for an H100 in bf16)
+    # Per device, for MFU; None: the bf16 peak of a GPU we know (H100/H200 989, A100 312).
+    peak_tflops: float | None = None

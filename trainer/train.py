@@ -9,6 +9,7 @@ import dataclasses
 import json
 import math
 import os
+import resource
 import time
 from collections.abc import Callable
 from typing import Any
@@ -45,6 +46,18 @@ def pick_device(name: str) -> torch.device:
 def batch_at(reader: ShardReader, position: int, batch_size: int) -> torch.Tensor:
     """Sequences position..position+batch_size-1 (wrapping around the data), as int64."""
     return batch_for(reader, position, batch_size)
+
+
+# Dense bf16 peaks (TFLOP/s, no sparsity) of the GPUs MFU is usually quoted for.
+PEAK_TFLOPS = {"H200": 989.0, "H100": 989.0, "A100": 312.0, "L40S": 362.0, "A10G": 70.0}
+
+
+def known_peak_tflops(device: torch.device) -> float | None:
+    """The device's peak when it is a GPU we know (else MFU needs train.peak_tflops)."""
+    if device.type != "cuda":
+        return None
+    name = torch.cuda.get_device_name(device)
+    return next((peak for key, peak in PEAK_TFLOPS.items() if key in name), None)
 
 
 def build_optimizer(model: torch.nn.Module, settings: TrainSettings) -> torch.optim.Optimizer:
@@ -98,6 +111,7 @@ def train(
     micro = settings.micro_batch_size or count
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if world.device.type == "cuda" else None
     flops_per_token = 6 * parameters + 12 * args.n_layers * args.dim * seq_len
+    peak_tflops = settings.peak_tflops or known_peak_tflops(world.device)
     meta = {
         "model_args": dataclasses.asdict(args),
         "settings": dataclasses.asdict(settings),
@@ -151,12 +165,14 @@ def train(
                 "tokens_per_s": tokens_per_s,
                 "data_position": position,
             }
-            if settings.peak_tflops:
-                record["mfu"] = (
-                    flops_per_token * tokens_per_s / (settings.peak_tflops * 1e12 * world.size)
-                )
+            if peak_tflops:
+                record["mfu"] = flops_per_token * tokens_per_s / (peak_tflops * 1e12 * world.size)
             if world.device.type == "cuda":
                 record["max_memory_gib"] = torch.cuda.max_memory_allocated() / 1024**3
+            else:  # peak resident memory of this process (Linux reports KiB)
+                record["max_memory_gib"] = (
+                    resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
+                )
             history.append(record)
             if metrics_file is not None:
                 metrics_file.write(json.dumps(record) + "\n")

@@ -39,6 +39,8 @@ def test_stop_and_resume_gives_the_same_losses_bitwise(shards, tmp_path):
     assert [r["step"] for r in rest] == [4, 5, 6]
     assert [r["loss"] for r in first + rest] == [r["loss"] for r in full]
     assert rest[-1]["data_position"] == 6 * SETTINGS.batch_size
+    assert all(r["max_memory_gib"] > 0 and r["tokens_per_s"] > 0 for r in full)
+    assert "mfu" not in full[0]  # no peak known for a CPU unless train.peak_tflops says
     kept = sorted(n for n in os.listdir(tmp_path / "b") if n.startswith("step-"))
     assert kept == ["step-00000003", "step-00000006"]
     # Metrics: JSON lines for every step of both runs, TensorBoard events, the loss curve.
