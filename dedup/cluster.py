@@ -48,29 +48,28 @@ class Node:
     kept_by: tuple[str, float] | None = None  # removed: the kept neighbour and its similarity
     known: dict[str, str] = field(default_factory=dict)  # decided neighbours
 
+    def best_kept(self, kept: Iterable[str]) -> tuple[str, float]:
+        """The highest-priority of these kept neighbours, with its similarity."""
+        best = min(kept, key=lambda n: self.neighbours[n][0])
+        return best, self.neighbours[best][1]
+
     def absorb(self, messages: Iterable[tuple[str, str]]) -> None:
         """Take in the neighbours' news without deciding anything."""
         for sender, status in messages:
             self.known[sender] = status
         kept = [n for n, s in self.known.items() if s == KEPT]
         if self.status == REMOVED and kept:
-            best = min(kept, key=lambda n: self.neighbours[n][0])
-            self.kept_by = (best, self.neighbours[best][1])
+            # A better neighbour kept later: record the best one, as the greedy order would.
+            self.kept_by = self.best_kept(kept)
 
     def step(self, messages: Iterable[tuple[str, str]]) -> bool:
         """One round: learn the neighbours' news, decide if possible; True if decided now."""
-        for sender, status in messages:
-            self.known[sender] = status
-        kept = [n for n, s in self.known.items() if s == KEPT]
-        if self.status == REMOVED and kept:
-            # A better neighbour kept later: record the best one, as the greedy order would.
-            best = min(kept, key=lambda n: self.neighbours[n][0])
-            self.kept_by = (best, self.neighbours[best][1])
+        self.absorb(messages)
         if self.status != UNDECIDED:
             return False
+        kept = [n for n, s in self.known.items() if s == KEPT]
         if kept:
-            best = min(kept, key=lambda n: self.neighbours[n][0])
-            self.status, self.kept_by = REMOVED, (best, self.neighbours[best][1])
+            self.status, self.kept_by = REMOVED, self.best_kept(kept)
             return True
         if all(
             self.known.get(n) == REMOVED
@@ -114,7 +113,6 @@ def resolve_locally(nodes: list[Node]) -> None:
             if node.known.get(m) == KEPT or (m in by_id and by_id[m].status == KEPT)
         ]
         if kept:
-            best = min(kept, key=lambda m: node.neighbours[m][0])
-            node.status, node.kept_by = REMOVED, (best, node.neighbours[best][1])
+            node.status, node.kept_by = REMOVED, node.best_kept(kept)
         else:
             node.status = KEPT

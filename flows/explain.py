@@ -16,13 +16,11 @@ from apache_beam.io.filesystems import FileSystems
 from filters.chain import FilterChain, Scores, cutoffs_from_quantiles
 from filters.langid import LanguageIdentifier, language_decision
 from filters.langid_model import resolve_model_path
-from filters.perplexity import PerplexityConfig
-from filters.quality_classifier import ReferenceClassifierConfig
 from pipelines.document import unit_hash
 from pipelines.errors import UserError
 from pipelines.stages.assets import local_copy, model_location
 from pipelines.stages.base import StageContext
-from pipelines.stages.quality import ClassifierFiles, trained_classifier
+from pipelines.stages.quality import local_configs, read_file_bytes, resolve_filters
 from pipelines.store import match_files
 
 
@@ -62,31 +60,6 @@ def sample_documents(ctx: StageContext, source: str, n: int, seed: int) -> list[
     return [doc for _, _, doc in sorted(heap, key=lambda k: (-k[0], k[1]))]
 
 
-def _configs(ctx: StageContext, source: str) -> tuple[list[Any], ClassifierFiles | None]:
-    configs, classifier = [], None
-    for i, f in enumerate(ctx.recipe.sources[source].filters):
-        key = f"sources.{source}.filters[{i}]"
-        if isinstance(f, PerplexityConfig):
-            f = f.model_copy(
-                update={
-                    "model": local_copy(model_location(ctx, f.model, f"{key}.model")),
-                    "tokenizer": local_copy(model_location(ctx, f.tokenizer, f"{key}.tokenizer")),
-                }
-            )
-        elif isinstance(f, ReferenceClassifierConfig):
-            if f.model:
-                classifier = ClassifierFiles([model_location(ctx, f.model, f"{key}.model")])
-            else:
-                if ctx.store.read_manifest("train-classifier") is None:
-                    raise UserError(
-                        "explain-filters: the reference classifier is not trained yet "
-                        "(run `llama-recipe train-quality-classifier RECIPE`)"
-                    )
-                classifier = trained_classifier(ctx)
-        configs.append(f)
-    return configs, classifier
-
-
 def explain(ctx: StageContext, source: str, n: int, seed: int = 0) -> tuple[list[Explained], Any]:
     """Explained documents and the perplexity cut-offs used (None if no perplexity filter)."""
     if source not in ctx.recipe.sources:
@@ -103,8 +76,19 @@ def explain(ctx: StageContext, source: str, n: int, seed: int = 0) -> tuple[list
         else resolve_model_path(None)
     )
     languages = LanguageIdentifier(lid_path).predict([d["text"] or "" for d in docs])
-    configs, classifier_files = _configs(ctx, source)
-    chain = FilterChain(configs, classifier=classifier_files.load() if classifier_files else None)
+    if ctx.recipe.uses_trained_classifier(source) and not ctx.store.read_manifest(
+        "train-classifier"
+    ):
+        raise UserError(
+            "explain-filters: the reference classifier is not trained yet "
+            "(run `llama-recipe train-quality-classifier RECIPE`)"
+        )
+    configs, classifier_files = resolve_filters(ctx, source)
+    chain = FilterChain(
+        local_configs(configs),
+        read_file_bytes,
+        classifier=classifier_files.load() if classifier_files else None,
+    )
     texts = [d["text"] or "" for d in docs]
     scores = chain.score_batch(texts, [d["id"] for d in docs])
     cutoffs = None

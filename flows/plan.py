@@ -14,7 +14,7 @@ from rich.table import Table
 
 from pipelines.errors import UserError
 from pipelines.recipe import Recipe
-from pipelines.stages.mix import SourcePlan, plan_mixture
+from pipelines.stages.mix import SourcePlan, available_tokens, plan_mixture
 from pipelines.store import StageStore
 
 _SUFFIX = {"": 1, "K": 10**3, "M": 10**6, "B": 10**9, "G": 10**9, "T": 10**12}
@@ -29,7 +29,7 @@ def parse_amount(text: str) -> int:
     return round(float(match.group(1)) * _SUFFIX[match.group(2).upper()])
 
 
-def available_tokens(recipe: Recipe, given: list[str]) -> dict[str, int]:
+def token_counts(recipe: Recipe, given: list[str]) -> dict[str, int]:
     """SOURCE=N arguments, and the build's counts for the sources not given."""
     counts: dict[str, int] = {}
     for item in given:
@@ -53,8 +53,7 @@ def available_tokens(recipe: Recipe, given: list[str]) -> dict[str, int]:
         if manifest is None:
             missing.append(name)
             continue
-        # As the mix counts them: each document with its BOS and EOS.
-        counts[name] = manifest.get("tokens", 0) + 2 * manifest["counts"]["kept"]
+        counts[name] = available_tokens(manifest)  # as the mix counts them
     if missing:
         raise UserError(
             f"no token counts for {', '.join(missing)}: build through `tokenize` or give "
@@ -80,7 +79,7 @@ def plan_table(recipe: Recipe, total_tokens: int, counts: dict[str, int]) -> Tab
 
 
 def print_plan(recipe: Recipe, total_tokens: int | None, given: list[str]) -> None:
-    counts = available_tokens(recipe, given)
+    counts = token_counts(recipe, given)
     Console(width=120).print(
         plan_table(recipe, total_tokens or recipe.mixture.total_tokens, counts)
     )

@@ -304,9 +304,8 @@ def _decision(node: Node) -> Iterator[tuple[str, Any]]:
 class ApplyFn(beam.DoFn):
     """Joins the near-dedup decisions back to the documents."""
 
-    def __init__(self, threshold: float, namespace: str):
+    def __init__(self, threshold: float):
         self.threshold = threshold
-        self.namespace = namespace
 
     def process(self, item) -> Iterator[Any]:
         _, joined = item
@@ -467,9 +466,7 @@ class DedupStage(Stage):
                 }
                 | f"{label}/JoinDecisions" >> beam.CoGroupByKey()
                 | f"{label}/Apply"
-                >> beam.ParDo(ApplyFn(threshold, self.metrics_namespace(label))).with_outputs(
-                    REJECTS, main="kept"
-                )
+                >> beam.ParDo(ApplyFn(threshold)).with_outputs(REJECTS, main="kept")
             )
             kept, near_rejects = applied["kept"], applied[REJECTS]
             # An exact copy whose kept twin then went as a near copy names the final survivor.

@@ -70,6 +70,11 @@ def plan_mixture(
     return plans
 
 
+def available_tokens(tokenize_manifest: dict[str, Any]) -> int:
+    """Tokens a source offers the mix: its documents' tokens plus BOS and EOS for each."""
+    return tokenize_manifest.get("tokens", 0) + 2 * tokenize_manifest["counts"]["kept"]
+
+
 def doc_cost(num_tokens: int) -> int:
     return num_tokens + 2  # BOS + document + EOS
 
@@ -285,8 +290,7 @@ class MixStage(Stage):
     def plans(self, ctx: StageContext) -> dict[str, SourcePlan]:
         available = {}
         for name in ctx.recipe.sources:
-            manifest = ctx.store.read_manifest("tokenize", name) or {}
-            available[name] = manifest.get("tokens", 0) + 2 * manifest["counts"]["kept"]
+            available[name] = available_tokens(ctx.store.read_manifest("tokenize", name))
         return plan_mixture(ctx.recipe.mixture.total_tokens, ctx.recipe.weights(), available)
 
     def num_groups(self, ctx: StageContext) -> int:

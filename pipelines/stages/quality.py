@@ -40,12 +40,13 @@ CUTOFFS_FILE = "perplexity_cutoffs.json"
 QUANTILES = 1001  # per-mille resolution for the percentile cut-offs
 
 
-def _read_bytes(path: str) -> bytes:
+def read_file_bytes(path: str) -> bytes:
+    """A whole file through Beam's filesystems (local paths and URIs alike)."""
     with FileSystems.open(path) as fh:
         return fh.read()
 
 
-def _local_configs(configs: list[Any]) -> list[Any]:
+def local_configs(configs: list[Any]) -> list[Any]:
     """The filters with their model files copied to this worker's disk."""
     local = []
     for config in configs:
@@ -72,7 +73,7 @@ class ClassifierFiles:
     def load(self) -> ReferenceClassifier:
         trained_on = None
         if self.trained_on is not None:
-            halves = json.loads(_read_bytes(self.trained_on))
+            halves = json.loads(read_file_bytes(self.trained_on))
             trained_on = [set(halves[str(k)]) for k in range(len(self.models))]
         return ReferenceClassifier([local_copy(m) for m in self.models], trained_on, self.max_chars)
 
@@ -87,7 +88,7 @@ class ScoreFn(beam.DoFn):
     def setup(self) -> None:
         # Once per worker: models are loaded here, never shipped with the pipeline.
         classifier = self.classifier.load() if self.classifier else None
-        self.chain = FilterChain(_local_configs(self.configs), _read_bytes, classifier)
+        self.chain = FilterChain(local_configs(self.configs), read_file_bytes, classifier)
         self.chain.load_models()
 
     def process(self, table: pa.Table) -> Iterator[pa.Table]:
@@ -110,7 +111,7 @@ class DecideFn(beam.DoFn):
         self.cleaned = beam.metrics.Metrics.counter(namespace, "documents_cleaned")
 
     def setup(self) -> None:
-        self.chain = FilterChain(self.configs, _read_bytes)
+        self.chain = FilterChain(self.configs, read_file_bytes)
 
     def process(self, table: pa.Table, cutoffs: Any = None) -> Iterator[Any]:
         cutoffs = tuple(cutoffs) if cutoffs else None
@@ -145,6 +146,32 @@ class DecideFn(beam.DoFn):
             [v.value for v in verdicts],
             [v.threshold for v in verdicts],
         )
+
+
+def resolve_filters(ctx: StageContext, source: str) -> tuple[list[Any], ClassifierFiles | None]:
+    """A source's filters with every file they name found (URLs fetched into the cache), and
+    the reference classifier's files when the source has one."""
+    configs, classifier = [], None
+    for i, f in enumerate(ctx.recipe.sources[source].filters):
+        key = f"sources.{source}.filters[{i}]"
+        if isinstance(f, PerplexityConfig):
+            f = f.model_copy(
+                update={
+                    "model": model_location(ctx, f.model, f"{key}.model"),
+                    "tokenizer": model_location(ctx, f.tokenizer, f"{key}.tokenizer"),
+                }
+            )
+        elif isinstance(f, ReferenceClassifierConfig):
+            if f.model:
+                classifier = ClassifierFiles([model_location(ctx, f.model, f"{key}.model")])
+            else:
+                classifier = trained_classifier(ctx)
+        elif getattr(f, "bad_words", None):
+            f = f.model_copy(
+                update={"bad_words": model_location(ctx, f.bad_words, f"{key}.bad_words")}
+            )
+        configs.append(f)
+    return configs, classifier
 
 
 def trained_classifier(ctx: StageContext) -> ClassifierFiles:
@@ -192,29 +219,7 @@ class QualityStage(FilterStage):
         self.resolved: dict[str, list[Any]] = {}
         self.classifiers: dict[str, ClassifierFiles | None] = {}
         for source in sources:
-            self.classifiers[source] = None
-            configs = []
-            for i, f in enumerate(ctx.recipe.sources[source].filters):
-                key = f"sources.{source}.filters[{i}]"
-                if isinstance(f, PerplexityConfig):
-                    f = f.model_copy(
-                        update={
-                            "model": model_location(ctx, f.model, f"{key}.model"),
-                            "tokenizer": model_location(ctx, f.tokenizer, f"{key}.tokenizer"),
-                        }
-                    )
-                elif isinstance(f, ReferenceClassifierConfig):
-                    if f.model:
-                        files = ClassifierFiles([model_location(ctx, f.model, f"{key}.model")])
-                    else:
-                        files = trained_classifier(ctx)
-                    self.classifiers[source] = files
-                elif getattr(f, "bad_words", None):
-                    f = f.model_copy(
-                        update={"bad_words": model_location(ctx, f.bad_words, f"{key}.bad_words")}
-                    )
-                configs.append(f)
-            self.resolved[source] = configs
+            self.resolved[source], self.classifiers[source] = resolve_filters(ctx, source)
 
     def expand(self, pipeline: beam.Pipeline, ctx: StageContext, source: str) -> None:
         configs = self.resolved[source]
@@ -259,6 +264,6 @@ class QualityStage(FilterStage):
         summary["rejected_by_filter"] = by_filter
         path = ctx.store.path(self.name, source, CUTOFFS_FILE)
         if FileSystems.exists(path):
-            text = _read_bytes(path).decode().strip()
+            text = read_file_bytes(path).decode().strip()
             summary["perplexity_cutoffs"] = json.loads(text) if text else None
         return summary
