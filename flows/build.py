@@ -1,17 +1,50 @@
-"""The `build` flow: every stage in order, one subflow per stage, each running one Beam job."""
+"""The data flows: `build` (the recipe's stages in order) and `rerun-stage` (one stage and what
+depends on it), both made of one subflow per stage, each running one Beam job.
+
+What a person sees in the Prefect UI comes from here: a table artifact per stage (per source:
+documents in, kept, rejected by reason, tokens, seconds, MB/s), a progress artifact for the
+whole run, the mixture and the data report once `mix` has run. A stage that had nothing to do
+ends in a Completed state named "Cached"; a stage that fails says why in one line.
+When `mix` commits new shards, the event `llama-recipe.shards.ready` is emitted: the `train`
+deployment is triggered by it.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import traceback
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
-from prefect import flow, get_run_logger
-from prefect.artifacts import create_markdown_artifact
+from apache_beam.io.filesystems import FileSystems
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import (
+    create_link_artifact,
+    create_markdown_artifact,
+    create_progress_artifact,
+    create_table_artifact,
+    update_progress_artifact,
+)
+from prefect.cache_policies import NO_CACHE
 from prefect.states import Completed, Failed, State
+from prefect.tasks import exponential_backoff
 
+from flows.report import mixture_rows, report_markdown, stage_rows
 from pipelines.errors import UserError
-from pipelines.recipe import STAGES, load_recipe
-from pipelines.stages import STAGE_CLASSES, StageContext, run_stage
+from pipelines.recipe import STAGES, OrchestrationConfig, Recipe, StageName, load_recipe
+from pipelines.stages import STAGE_CLASSES, StageContext, StageResult, run_stage
+from pipelines.stages.mix import MIXTURE_JSON
+from pipelines.store import ALL_SOURCES
+
+SHARDS_READY = "llama-recipe.shards.ready"
+
+
+def recipe_resource(recipe: Recipe) -> dict[str, str]:
+    """The Prefect resource a recipe's events are about (triggers match on its id)."""
+    return {
+        "prefect.resource.id": f"llama-recipe.recipe.{recipe.name}",
+        "prefect.resource.name": recipe.name,
+    }
 
 
 def stages_to_run(selected: Sequence[str] | None) -> list[str]:
@@ -25,22 +58,91 @@ def stages_to_run(selected: Sequence[str] | None) -> list[str]:
     return list(STAGES[first:])
 
 
-def _artifact_markdown(stage: str, results: list[dict[str, Any]]) -> str:
-    lines = [
-        f"### {stage}",
-        "",
-        "| source | status | input | kept | rejected | top reasons |",
-        "|---|---|---:|---:|---:|---|",
-    ]
-    for r in results:
-        counts = r["manifest"].get("counts", {})
-        reasons = r["manifest"].get("rejected_by_reason", {})
-        top = ", ".join(f"{k}: {v}" for k, v in sorted(reasons.items(), key=lambda kv: -kv[1])[:3])
-        lines.append(
-            f"| {r['source']} | {r['status']} | {counts.get('input', '')} | "
-            f"{counts.get('kept', '')} | {counts.get('rejected', '')} | {top} |"
-        )
-    return "\n".join(lines)
+def _artifact_key(recipe: Recipe, what: str) -> str:
+    # Artifact keys allow lowercase letters, digits and dashes.
+    return f"{recipe.name}-{what}".lower().replace("_", "-")
+
+
+def _not_a_user_error(task: Any, task_run: Any, state: State) -> bool:
+    """Retry a stage attempt unless the recipe or the input is wrong (retrying cannot help)."""
+    try:
+        state.result()
+    except UserError:
+        return False
+    except BaseException:  # noqa: BLE001 (any other failure is worth another attempt)
+        return True
+    return True
+
+
+@task(name="run-stage", cache_policy=NO_CACHE, retry_condition_fn=_not_a_user_error)
+def _run_stage_task(
+    stage: str, ctx: StageContext, sources: list[str], force: bool | list[str]
+) -> list[StageResult]:
+    return run_stage(STAGE_CLASSES[stage](), ctx, sources, force=force)
+
+
+def _stage_task(stage: str, orchestration: OrchestrationConfig):
+    retries = orchestration.retries.get(stage, 0)
+    return _run_stage_task.with_options(
+        name=f"{stage}-beam-job",
+        retries=retries,
+        retry_delay_seconds=(
+            exponential_backoff(orchestration.retry_delay_s)(retries) if retries else 0
+        ),
+        retry_jitter_factor=0.2 if retries else None,
+        timeout_seconds=orchestration.timeout_s.get(stage),
+    )
+
+
+@contextmanager
+def _concurrency_slot(stage: str, orchestration: OrchestrationConfig) -> Iterator[None]:
+    """Hold one slot of the stage's global concurrency limit (created when missing)."""
+    limit = orchestration.concurrency.get(stage)
+    if not limit:
+        yield
+        return
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
+    from prefect.concurrency.sync import concurrency
+    from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
+
+    name = f"llama-recipe-{stage}"
+    with get_client(sync_client=True) as client:
+        try:
+            client.read_global_concurrency_limit_by_name(name)
+        except ObjectNotFound:
+            try:
+                client.create_global_concurrency_limit(
+                    GlobalConcurrencyLimitCreate(name=name, limit=limit)
+                )
+            except ObjectAlreadyExists:  # another run created it first
+                pass
+    with concurrency(name, occupy=1, strict=True):
+        yield
+
+
+def _one_line(exc: BaseException) -> str:
+    lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
+    return f"{type(exc).__name__}: {lines[-1] if lines else ''}"
+
+
+def _emit_shards_ready(recipe: Recipe, recipe_path: str, manifest: dict[str, Any]) -> None:
+    from prefect.events import emit_event
+
+    shards = FileSystems.join(recipe.workdir, "mix", ALL_SOURCES)
+    mixture = manifest["mixture"]
+    emit_event(
+        event=SHARDS_READY,
+        resource=recipe_resource(recipe),
+        payload={
+            "recipe": recipe_path,
+            "mixture": FileSystems.join(shards, MIXTURE_JSON),
+            "shards": shards,
+            "tokens": mixture["total_tokens_packed"],
+            "rows": mixture["rows"],
+            "run_id": manifest["run_id"],
+        },
+    )
 
 
 def _stage_flow(stage: str):
@@ -48,33 +150,115 @@ def _stage_flow(stage: str):
     def run(
         recipe_path: str,
         sources: list[str],
-        force: bool = False,
+        force: bool | list[str] = False,
         beam_flags: list[str] | None = None,
     ) -> State:
         logger = get_run_logger()
         try:
             recipe = load_recipe(recipe_path)
             ctx = StageContext.from_recipe(recipe, beam_flags or [])
-            results = run_stage(STAGE_CLASSES[stage](), ctx, sources, force=force)
+            orchestration = recipe.orchestration
+            with _concurrency_slot(stage, orchestration):
+                results = _stage_task(stage, orchestration)(stage, ctx, sources, force)
         except UserError as exc:
             # A user's mistake is one line in the run's state, not a traceback.
+            logger.error("%s: %s", stage, exc)
             return Failed(message=str(exc))
+        except TimeoutError:
+            limit = recipe.orchestration.timeout_s.get(stage)
+            return Failed(
+                name="TimedOut",
+                message=f"{stage} took longer than {limit:g} s (orchestration.timeout_s.{stage})",
+            )
+        except Exception as exc:
+            logger.error("%s failed:\n%s", stage, traceback.format_exc())
+            return Failed(message=f"{stage} failed: {_one_line(exc)}")
         summary = [
             {"stage": r.stage, "source": r.source, "status": r.status, "manifest": r.manifest}
             for r in results
         ]
         for r in results:
             logger.info("%s/%s: %s %s", stage, r.source, r.status, r.manifest.get("counts", ""))
-        if any(r.status == "ran" for r in results):
-            create_markdown_artifact(
-                _artifact_markdown(stage, summary), key=f"{stage.replace('-', '')}-counts"
+        ran = [r.source for r in results if r.status == "ran"]
+        cached = [r.source for r in results if r.status == "skipped"]
+        create_table_artifact(
+            stage_rows(recipe, stage, summary),
+            key=_artifact_key(recipe, stage),
+            description=f"**{stage}**: ran for {', '.join(ran) or 'no source'}; "
+            f"cached: {', '.join(cached) or 'none'}",
+        )
+        if stage == "mix" and ran:
+            create_table_artifact(
+                mixture_rows(recipe),
+                key=_artifact_key(recipe, "mixture"),
+                description="**mixture**: target against actual share of the tokens per source",
             )
-        return Completed(data=summary)
+            _emit_shards_ready(recipe, recipe_path, results[0].manifest)
+            logger.info("shards ready: emitted %s", SHARDS_READY)
+        if not ran:
+            what = "not needed by this recipe" if not cached else "up to date, nothing ran"
+            return Completed(name="Cached", message=f"{stage}: {what}", data=summary)
+        return Completed(message=f"{stage}: ran for {', '.join(ran)}", data=summary)
 
     return run
 
 
 STAGE_FLOWS = {stage: _stage_flow(stage) for stage in STAGES}
+
+
+def _publish_report(recipe: Recipe) -> None:
+    """The data report as a Markdown artifact, written beside the data, with a link to it."""
+    text = report_markdown(recipe)
+    create_markdown_artifact(
+        text, key=_artifact_key(recipe, "data-report"), description="stage counts and mixture"
+    )
+    path = FileSystems.join(recipe.workdir, "REPORT.md")
+    with FileSystems.create(path) as out:
+        out.write(text.encode("utf-8"))
+    link = path if "://" in path else f"file://{path}"
+    create_link_artifact(
+        link, link_text=path, key=_artifact_key(recipe, "report-file"), description="data report"
+    )
+
+
+def _run_stages(
+    recipe_path: str,
+    recipe: Recipe,
+    plan: list[tuple[str, list[str], bool | list[str]]],
+    beam_flags: list[str] | None,
+) -> State:
+    """Run (stage, sources, force) in order as subflows, with a progress artifact."""
+    total = sum(len(sources) if STAGE_CLASSES[s].per_source else 1 for s, sources, _ in plan)
+    progress = create_progress_artifact(
+        0.0,
+        key=_artifact_key(recipe, "progress"),
+        description=f"{recipe.name}: stages and sources done, of {total}",
+    )
+    done = 0
+    summary: list[dict[str, Any]] = []
+    for stage, sources, force in plan:
+        state = STAGE_FLOWS[stage](
+            recipe_path, sources, force=force, beam_flags=beam_flags, return_state=True
+        )
+        if state.is_failed():
+            return Failed(message=state.message or f"stage {stage} failed")
+        summary.extend(state.result())
+        done += len(sources) if STAGE_CLASSES[stage].per_source else 1
+        update_progress_artifact(progress, 100.0 * done / total)
+    _publish_report(recipe)
+    ran = sorted({r["stage"] for r in summary if r["status"] == "ran"}, key=STAGES.index)
+    message = f"ran: {', '.join(ran)}" if ran else "everything was up to date"
+    return Completed(message=message, data=summary)
+
+
+def _check_sources(recipe: Recipe, sources: Sequence[str] | None) -> list[str]:
+    chosen = list(sources or recipe.sources)
+    unknown = [s for s in chosen if s not in recipe.sources]
+    if unknown:
+        raise UserError(
+            f"unknown source {unknown[0]!r}; the recipe has {', '.join(recipe.sources)}"
+        )
+    return chosen
 
 
 @flow(name="build", validate_parameters=False)
@@ -89,12 +273,7 @@ def build(
     try:
         recipe = load_recipe(recipe_path)
         order = stages_to_run(stages)
-        chosen = list(sources or recipe.sources)
-        unknown = [s for s in chosen if s not in recipe.sources]
-        if unknown:
-            raise UserError(
-                f"unknown source {unknown[0]!r}; the recipe has {', '.join(recipe.sources)}"
-            )
+        chosen = _check_sources(recipe, sources)
     except UserError as exc:
         return Failed(message=str(exc))
     forced = set(stages or STAGES) if force else set()
@@ -108,12 +287,33 @@ def build(
             chosen += [s for s in recipe.classifier_sources() if s not in chosen]
         else:
             order = [stage for stage in order if stage != "train-classifier"]
-    summary: list[dict[str, Any]] = []
-    for stage in order:
-        state = STAGE_FLOWS[stage](
-            recipe_path, chosen, force=stage in forced, beam_flags=beam_flags, return_state=True
-        )
-        if state.is_failed():
-            return Failed(message=state.message or f"stage {stage} failed")
-        summary.extend(state.result())
-    return Completed(data=summary)
+    plan = [(stage, chosen, stage in forced) for stage in order]
+    return _run_stages(recipe_path, recipe, plan, beam_flags)
+
+
+@flow(name="rerun-stage", validate_parameters=False)
+def rerun_stage(
+    recipe_path: str,
+    stage: StageName,
+    sources: list[str] | None = None,
+    force: bool = True,
+    beam_flags: list[str] | None = None,
+) -> State:
+    """Rerun one stage (for some sources, or all) and bring everything after it up to date.
+
+    Every stage of the recipe runs as a subflow, so the run shows the whole build: the stages
+    before this one are cached unless their inputs changed, this one reruns (`force`), and
+    those after it rerun where their input is new."""
+    try:
+        recipe = load_recipe(recipe_path)
+        if stage not in STAGES:
+            raise UserError(f"unknown stage {stage!r}; stages are {', '.join(STAGES)}")
+        chosen = _check_sources(recipe, sources)
+    except UserError as exc:
+        return Failed(message=str(exc))
+    everything = list(recipe.sources)
+    plan = [
+        (name, everything, (chosen if force else False) if name == stage else False)
+        for name in STAGES
+    ]
+    return _run_stages(recipe_path, recipe, plan, beam_flags)

@@ -7,7 +7,6 @@ Flags that `build` does not know go to Beam's PipelineOptions, as in every Beam 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import logging
 import os
 import sys
@@ -15,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from pipelines.errors import UserError
-from pipelines.recipe import STAGES, is_uri, load_recipe
+from pipelines.recipe import STAGES, load_recipe
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -45,6 +44,7 @@ def _parser() -> argparse.ArgumentParser:
     train = commands.add_parser("train", help="train the recipe's model on its mix shards")
     train.add_argument("recipe")
     train.add_argument("--max-steps", type=int, help="override train.max_steps")
+    train.add_argument("--model", help="override train.model (tiny, small, 7B, 13B, 33B, 65B)")
     train.add_argument("--resume", action="store_true", help="continue from the newest checkpoint")
 
     plan = commands.add_parser(
@@ -101,6 +101,16 @@ def _parser() -> argparse.ArgumentParser:
     gen.add_argument("--top-p", type=float, default=1.0)
     gen.add_argument("--tokenizer", help="tokenizer folder (default: the build's)")
 
+    serve = commands.add_parser(
+        "serve",
+        help="serve the recipe's Prefect deployments (build, one per stage, train)",
+        description="Serve the recipe's deployments: build, rerun-stage (one per stage) and "
+        "train, which starts when a build commits new shards. With no PREFECT_API_URL set, "
+        "a local Prefect server (SQLite under PREFECT_HOME) is started on 127.0.0.1 first.",
+    )
+    serve.add_argument("recipe")
+    serve.add_argument("--port", type=int, default=4200, help="the local server's port (4200)")
+
     fetch = commands.add_parser("fetch-lid-model", help="download and verify lid.176.ftz")
     fetch.add_argument("--dest", type=Path, help="where to put it (default: the user cache)")
     return parser
@@ -142,20 +152,9 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from trainer.train import train
+    from flows.training import train_recipe
 
     recipe = load_recipe(args.recipe)
-    if is_uri(recipe.workdir):
-        raise UserError(f"workdir {recipe.workdir}: training reads shards from a local folder")
-    shards = os.path.join(recipe.workdir, "mix", "_all")
-    if not os.path.isdir(shards):
-        raise UserError(
-            f"{shards}: no mix shards yet; run `llama-recipe build {args.recipe}` first"
-        )
-    settings = recipe.train
-    if args.max_steps is not None:
-        settings = dataclasses.replace(settings, max_steps=args.max_steps)
-    checkpoint_dir = settings.checkpoint_dir or os.path.join(recipe.workdir, "checkpoints")
 
     def log(record: dict) -> None:
         print(
@@ -164,17 +163,9 @@ def cmd_train(args: argparse.Namespace) -> int:
             flush=True,
         )
 
-    try:
-        history = train(
-            shards,
-            recipe.tokenizer.vocab_size,
-            settings,
-            checkpoint_dir,
-            log=log,
-            resume=args.resume,
-        )
-    except FileNotFoundError as exc:
-        raise UserError(str(exc)) from None
+    history, checkpoint_dir = train_recipe(
+        recipe, args.model, args.max_steps, resume=args.resume, log=log
+    )
     if not history:
         print(f"nothing to do: the checkpoint in {checkpoint_dir} is at train.max_steps")
         return 0
@@ -312,6 +303,12 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    from flows.serve import serve
+
+    return serve(args.recipe, port=args.port)
+
+
 def cmd_fetch(args: argparse.Namespace) -> int:
     from filters.langid_model import fetch_lid_model
 
@@ -359,6 +356,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_train_classifier(args)
         if args.command == "explain-filters":
             return cmd_explain(args)
+        if args.command == "serve":
+            return cmd_serve(args)
         return cmd_fetch(args)
     except UserError as exc:
         print(f"llama-recipe: error: {exc}", file=sys.stderr)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from rich.console import Console
 from rich.table import Table
 
-from pipelines.recipe import STAGES, Recipe
+from pipelines.recipe import PER_SOURCE_STAGES, STAGES, Recipe
 from pipelines.store import ALL_SOURCES, StageStore
 
 
@@ -106,3 +108,115 @@ def print_report(recipe: Recipe, console: Console | None = None) -> None:
     mixture = mixture_table(recipe)
     if mixture is not None:
         console.print(mixture)
+
+
+# The same facts as rows and Markdown, for Prefect artifacts and the report file beside the data.
+
+
+def _reasons(manifest: dict[str, Any]) -> str:
+    reasons = sorted(manifest.get("rejected_by_reason", {}).items(), key=lambda kv: -kv[1])
+    return ", ".join(f"{reason}: {n}" for reason, n in reasons)
+
+
+def _input_chars(store: StageStore, stage: str, source: str, manifest: dict[str, Any]) -> int:
+    """The text a stage read: its upstream's kept text (extract: the text it extracted)."""
+    from pipelines.stages import STAGE_CLASSES
+
+    upstream = STAGE_CLASSES[stage].upstream
+    before = store.read_manifest(upstream, source) if upstream else None
+    return int((before or manifest).get("kept_text_chars", 0))
+
+
+def stage_rows(recipe: Recipe, stage: str, results: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per source: documents in, kept, rejected by reason, tokens, seconds and MB/s.
+
+    A stage runs every source that needs it in one Beam pipeline: the seconds and MB/s of the
+    sources that ran are those of that pipeline (all its input over its time); a cached
+    source shows the seconds of the run that made it."""
+    store = StageStore(recipe.workdir)
+    chars = {
+        r["source"]: _input_chars(store, stage, r["source"], r["manifest"]) if r["manifest"] else 0
+        for r in results
+    }
+    ran = [r for r in results if r["status"] == "ran"]
+    ran_chars = sum(chars[r["source"]] for r in ran)
+    rows = []
+    for r in results:
+        manifest = r["manifest"]
+        counts = manifest.get("counts", {})
+        seconds = manifest.get("pipeline_seconds")
+        tokens = manifest.get("tokens")
+        if stage == "mix" and manifest:
+            tokens = manifest["mixture"]["total_tokens_packed"]
+        throughput = ""
+        if r["status"] == "ran" and seconds and ran_chars:
+            throughput = round(ran_chars / 1e6 / seconds, 3)
+        rows.append(
+            {
+                "source": "(all)" if r["source"] == ALL_SOURCES else r["source"],
+                "status": {"ran": "ran", "skipped": "cached"}.get(r["status"], r["status"]),
+                "documents in": counts.get("input", ""),
+                "kept": counts.get("kept", ""),
+                "rejected": counts.get("rejected", ""),
+                "rejected by reason": _reasons(manifest),
+                "tokens": "" if tokens is None else tokens,
+                "MB of text in": round(chars[r["source"]] / 1e6, 3) if chars[r["source"]] else "",
+                "seconds": "" if seconds is None else seconds,
+                "MB/s": throughput,
+            }
+        )
+    return rows
+
+
+def mixture_rows(recipe: Recipe) -> list[dict[str, Any]]:
+    """Target against actual proportion per source, from the committed mix."""
+    manifest = StageStore(recipe.workdir).read_manifest("mix", ALL_SOURCES)
+    if manifest is None:
+        return []
+    return [
+        {
+            "source": name,
+            "target %": round(100 * s["target_proportion"], 3),
+            "actual %": round(100 * s["actual_proportion"], 3),
+            "target tokens": s["target_tokens"],
+            "actual tokens": s["actual_tokens"],
+            "available tokens": s["available_tokens"],
+            "epochs": round(s["epochs"], 3),
+        }
+        for name, s in manifest["mixture"]["sources"].items()
+    ]
+
+
+def markdown_table(rows: list[dict[str, Any]]) -> str:
+    if not rows:
+        return ""
+    columns = list(rows[0])
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    for row in rows:
+        lines.append("| " + " | ".join(str(row[c]).replace("|", "/") for c in columns) + " |")
+    return "\n".join(lines)
+
+
+def report_markdown(recipe: Recipe) -> str:
+    """The data report: every stage's counts per source, then the mixture."""
+    store = StageStore(recipe.workdir)
+    parts = [f"# {recipe.name}: data report", "", f"Workdir: `{recipe.workdir}`", ""]
+    for stage in STAGES:
+        targets = list(recipe.sources) if stage in PER_SOURCE_STAGES else [ALL_SOURCES]
+        results = []
+        for source in targets:
+            manifest = store.read_manifest(stage, source)
+            if manifest is not None:
+                results.append({"source": source, "status": "done", "manifest": manifest})
+        parts += [f"## {stage}", ""]
+        if not results:
+            parts += ["not run", ""]
+            continue
+        rows = stage_rows(recipe, stage, results)
+        for row in rows:
+            row.pop("status")
+        parts += [markdown_table(rows), ""]
+    mixture = mixture_rows(recipe)
+    if mixture:
+        parts += ["## mixture", "", markdown_table(mixture), ""]
+    return "\n".join(parts)

@@ -227,6 +227,60 @@ class MixtureConfig(_Strict):
     rows_per_shard: int = Field(8192, gt=0)
 
 
+StageName = Literal[
+    "extract",
+    "langid",
+    "train-classifier",
+    "quality",
+    "dedup",
+    "train-tokenizer",
+    "tokenize",
+    "mix",
+]
+
+
+class OrchestrationConfig(_Strict):
+    """How Prefect runs the stages: retries, time limits and concurrency limits."""
+
+    # A stage attempt that fails for a reason other than the recipe or the input (a network
+    # outage, a preempted worker) runs again after a backoff: `retry_delay_s`, doubled each time.
+    retries: dict[StageName, int] = Field(default_factory=lambda: {"extract": 2})
+    retry_delay_s: float = Field(10.0, ge=0)
+    # Seconds one attempt of a stage may take before it fails as TimedOut.
+    timeout_s: dict[StageName, float] = Field(default_factory=dict)
+    # How many runs of a stage may run at once across every build that shares the Prefect
+    # server (global concurrency limits named `llama-recipe-<stage>`).
+    concurrency: dict[StageName, int] = Field(
+        default_factory=lambda: {"dedup": 1, "train-tokenizer": 1}
+    )
+    # How many `train` runs at once (the rest wait in the queue).
+    train_concurrency: int = Field(1, ge=1)
+
+    @field_validator("retries")
+    @classmethod
+    def _not_negative(cls, values: dict[str, int]) -> dict[str, int]:
+        for stage, n in values.items():
+            if n < 0:
+                raise ValueError(f"{stage}: must be 0 or more")
+        return values
+
+    @field_validator("concurrency")
+    @classmethod
+    def _at_least_one(cls, values: dict[str, int]) -> dict[str, int]:
+        for stage, n in values.items():
+            if n < 1:
+                raise ValueError(f"{stage}: must be 1 or more (leave the stage out for no limit)")
+        return values
+
+    @field_validator("timeout_s")
+    @classmethod
+    def _positive(cls, values: dict[str, float]) -> dict[str, float]:
+        for stage, seconds in values.items():
+            if seconds <= 0:
+                raise ValueError(f"{stage}: must be a positive number of seconds")
+        return values
+
+
 class Recipe(_Strict):
     name: str
     workdir: str
@@ -242,6 +296,7 @@ class Recipe(_Strict):
     tokenizer: TokenizerConfig = Field(default_factory=TokenizerConfig)
     mixture: MixtureConfig
     train: TrainSettings = Field(default_factory=TrainSettings)
+    orchestration: OrchestrationConfig = Field(default_factory=OrchestrationConfig)
 
     @field_validator("sources")
     @classmethod

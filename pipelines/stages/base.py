@@ -8,7 +8,7 @@ import json
 import re
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -143,17 +143,27 @@ def _counters(result: beam.runners.runner.PipelineResult, namespace: str) -> dic
 
 
 def run_stage(
-    stage: Stage, ctx: StageContext, sources: Sequence[str], force: bool = False
+    stage: Stage,
+    ctx: StageContext,
+    sources: Sequence[str],
+    force: bool | Collection[str] = False,
 ) -> list[StageResult]:
-    """Bring a stage up to date for some sources; one Beam pipeline for all that must run."""
+    """Bring a stage up to date for some sources; one Beam pipeline for all that must run.
+
+    `force` reruns current outputs too: True for every source, or a collection of source
+    names (a stage over all sources is forced by any of them)."""
     targets = list(sources) if stage.per_source else [ALL_SOURCES]
     if not stage.needed(ctx):
         return [StageResult(stage.name, source, "not needed") for source in targets]
+    if isinstance(force, bool):
+        forced = set(targets) if force else set()
+    else:
+        forced = set(force) if stage.per_source else ({ALL_SOURCES} if force else set())
     results: dict[str, StageResult] = {}
     to_run: dict[str, str] = {}
     for source in targets:
         fingerprint = stage.fingerprint(ctx, source)
-        if not force and ctx.store.is_current(stage.name, source, fingerprint):
+        if source not in forced and ctx.store.is_current(stage.name, source, fingerprint):
             manifest = ctx.store.read_manifest(stage.name, source) or {}
             results[source] = StageResult(stage.name, source, "skipped", manifest)
         else:

@@ -1,0 +1,160 @@
+"""`llama-recipe serve`: the recipe's deployments, served from this process.
+
+Deployments, for a recipe named N:
+- `build/N`: the whole recipe (parameters: recipe_path, stages, sources, force);
+- `rerun-stage/N-<stage>`, one per stage: rerun that stage (force, for some or all sources)
+  and bring what depends on it up to date; everything else shows as cached;
+- `train/N`: train on the mix shards (recipe_path, model, resume, max_steps), started by
+  the `llama-recipe.shards.ready` event that a build emits when `mix` commits.
+
+They are served with `prefect.serve`: one long-running process polls the API and runs each
+flow run in a subprocess on this machine. That needs no work pool, no worker and no image,
+which suits one machine; at scale the same flows are deployed to a work pool with
+`prefect deploy` (see docs/orchestration.md). Without a configured Prefect API, a local
+Prefect server (SQLite under PREFECT_HOME) is started on 127.0.0.1 first.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from pipelines.errors import UserError
+from pipelines.recipe import STAGES, load_recipe
+
+
+def deployments(recipe_path: str) -> list:
+    """The recipe's deployments, ready for `prefect.serve`."""
+    from prefect.client.schemas.objects import ConcurrencyLimitConfig
+    from prefect.events import DeploymentEventTrigger
+    from prefect.types.entrypoint import EntrypointType
+
+    from flows.build import SHARDS_READY, build, recipe_resource, rerun_stage
+    from flows.training import train_flow
+
+    path = str(Path(recipe_path).resolve())
+    recipe = load_recipe(path)
+    common = {"tags": ["llama-recipe", recipe.name], "entrypoint_type": EntrypointType.MODULE_PATH}
+    served = [
+        build.to_deployment(
+            name=recipe.name,
+            parameters={"recipe_path": path},
+            description=f"Build every stage of {path} (cached stages are skipped).",
+            concurrency_limit=ConcurrencyLimitConfig(limit=1),  # more wait in the queue
+            **common,
+        )
+    ]
+    for stage in STAGES:
+        served.append(
+            rerun_stage.to_deployment(
+                name=f"{recipe.name}-{stage}",
+                parameters={"recipe_path": path, "stage": stage, "force": True},
+                description=(
+                    f"Rerun `{stage}` of {path} (all sources, or those in `sources`) and "
+                    "what depends on it; other stages stay cached."
+                ),
+                **common,
+            )
+        )
+    served.append(
+        train_flow.to_deployment(
+            name=recipe.name,
+            parameters={"recipe_path": path},
+            description=f"Train on the shards of {path}; starts when a build commits new shards.",
+            triggers=[
+                DeploymentEventTrigger(
+                    name=f"{recipe.name}: shards ready",
+                    expect={SHARDS_READY},
+                    match={"prefect.resource.id": recipe_resource(recipe)["prefect.resource.id"]},
+                    parameters={"recipe_path": "{{ event.payload.recipe }}"},
+                )
+            ],
+            concurrency_limit=ConcurrencyLimitConfig(limit=recipe.orchestration.train_concurrency),
+            **common,
+        )
+    )
+    return served
+
+
+def _healthy(api_url: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{api_url}/health", timeout=2) as answer:
+            return answer.status == 200
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+def _port_free(host: str, port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def start_local_server(host: str, port: int, timeout_s: float = 180.0) -> subprocess.Popen:
+    """A Prefect server (SQLite under PREFECT_HOME) on host:port, healthy when this returns."""
+    if not _port_free(host, port):
+        raise UserError(
+            f"{host}:{port} is in use; stop what listens there, give --port, or set "
+            "PREFECT_API_URL to serve against a running Prefect server"
+        )
+    prefect = shutil.which("prefect", path=os.path.dirname(sys.executable)) or "prefect"
+    home = os.environ.get("PREFECT_HOME", str(Path.home() / ".prefect"))
+    print(f"starting a Prefect server on {host}:{port} (database under {home}) ...", flush=True)
+    server = subprocess.Popen(
+        [prefect, "server", "start", "--host", host, "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    api_url = f"http://{host}:{port}/api"
+    deadline = time.monotonic() + timeout_s
+    while not _healthy(api_url):
+        if server.poll() is not None:
+            error = (server.stderr.read() if server.stderr else "").strip().splitlines()
+            raise UserError(f"the Prefect server did not start: {error[-1] if error else '?'}")
+        if time.monotonic() > deadline:
+            server.terminate()
+            raise UserError(
+                f"the Prefect server on {host}:{port} was not healthy after {timeout_s:g} s"
+            )
+        time.sleep(0.5)
+    return server
+
+
+def serve(recipe_path: str, host: str = "127.0.0.1", port: int = 4200) -> int:
+    """Serve the recipe's deployments; start a local server first when no API is configured."""
+    from prefect import serve as prefect_serve
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    served = deployments(recipe_path)  # a bad recipe fails here, before anything starts
+    api_url = PREFECT_API_URL.value()
+    server = None
+    if not api_url:
+        server = start_local_server(host, port)
+        api_url = f"http://{host}:{port}/api"
+    ui_url = api_url.removesuffix("/api")
+    names = ", ".join(d.full_name for d in served)
+    print(f"Prefect UI: {ui_url}", flush=True)
+    print(f"serving {len(served)} deployments: {names}", flush=True)
+    print(f"run one: {ui_url}/deployments (Ctrl-C stops)", flush=True)
+    try:
+        with temporary_settings({PREFECT_API_URL: api_url}):
+            prefect_serve(*served, print_starting_message=False)
+    finally:
+        if server is not None:
+            server.terminate()
+            try:
+                server.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                server.kill()
+    return 0

@@ -1,0 +1,117 @@
+"""Training a recipe's model on its mix shards: the `train` command and the `train` flow,
+which the `llama-recipe.shards.ready` event starts when a build commits new shards."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Callable
+from typing import Any
+
+from prefect import flow, get_run_logger
+from prefect.artifacts import (
+    create_markdown_artifact,
+    create_progress_artifact,
+    create_table_artifact,
+    update_progress_artifact,
+)
+from prefect.states import Completed, Failed, State
+
+from pipelines.errors import UserError
+from pipelines.recipe import Recipe, is_uri, load_recipe
+
+
+def train_recipe(
+    recipe: Recipe,
+    model: str | None = None,
+    max_steps: int | None = None,
+    resume: bool = False,
+    log: Callable[[dict[str, Any]], None] = lambda record: None,
+) -> tuple[list[dict[str, Any]], str]:
+    """Train the recipe's model (or `model`) on its shards; the per-step metrics of this run
+    and the checkpoint folder."""
+    from trainer.model import CONFIGS
+    from trainer.train import train
+
+    if is_uri(recipe.workdir):
+        raise UserError(f"workdir {recipe.workdir}: training reads shards from a local folder")
+    shards = os.path.join(recipe.workdir, "mix", "_all")
+    if not os.path.isdir(shards):
+        raise UserError(f"{shards}: no mix shards yet; build the recipe first")
+    settings = recipe.train
+    if model is not None:
+        if model not in CONFIGS:
+            raise UserError(f"unknown model {model!r}; one of {', '.join(CONFIGS)}")
+        settings = dataclasses.replace(settings, model=model)
+    if max_steps is not None:
+        if max_steps < 1:
+            raise UserError("max_steps must be a positive number of steps")
+        settings = dataclasses.replace(settings, max_steps=max_steps)
+    checkpoint_dir = settings.checkpoint_dir or os.path.join(recipe.workdir, "checkpoints")
+    try:
+        history = train(
+            shards, recipe.tokenizer.vocab_size, settings, checkpoint_dir, log=log, resume=resume
+        )
+    except FileNotFoundError as exc:
+        raise UserError(str(exc)) from None
+    return history, checkpoint_dir
+
+
+@flow(name="train", validate_parameters=False)
+def train_flow(
+    recipe_path: str,
+    model: str | None = None,
+    resume: bool = False,
+    max_steps: int | None = None,
+) -> State:
+    """Train the recipe's model on its mix shards (`model`, `max_steps`: override the
+    recipe's train section; `resume`: continue from the newest checkpoint)."""
+    logger = get_run_logger()
+    try:
+        recipe = load_recipe(recipe_path)
+    except UserError as exc:
+        return Failed(message=str(exc))
+    key = recipe.name.lower().replace("_", "-")
+    total = max_steps or recipe.train.max_steps
+    progress = create_progress_artifact(
+        0.0, key=f"{key}-training-progress", description=f"{recipe.name}: steps done"
+    )
+
+    def log(record: dict[str, Any]) -> None:
+        logger.info(
+            "step %d  loss %.4f  lr %.2e  grad_norm %.2f  %s tok/s",
+            record["step"],
+            record["loss"],
+            record["lr"],
+            record["grad_norm"],
+            f"{record['tokens_per_s']:,.0f}",
+        )
+        update_progress_artifact(progress, min(100.0, 100.0 * record["step"] / total))
+
+    try:
+        history, checkpoint_dir = train_recipe(recipe, model, max_steps, resume, log)
+    except UserError as exc:
+        logger.error("%s", exc)
+        return Failed(message=str(exc))
+    update_progress_artifact(progress, 100.0)
+    if not history:
+        return Completed(message=f"the checkpoint in {checkpoint_dir} is at max_steps")
+    every = max(1, len(history) // 50)
+    create_table_artifact(
+        [
+            {k: r[k] for k in ("step", "loss", "lr", "grad_norm", "tokens_per_s")}
+            for r in history[::every] + ([history[-1]] if (len(history) - 1) % every else [])
+        ],
+        key=f"{key}-training-loss",
+        description=f"**{recipe.name}**: loss per step",
+    )
+    summary = (
+        f"loss {history[0]['loss']:.4f} -> {history[-1]['loss']:.4f} over steps "
+        f"{history[0]['step']}-{history[-1]['step']}; checkpoint in {checkpoint_dir}"
+    )
+    create_markdown_artifact(
+        f"### {recipe.name}: training\n\n{summary}\n",
+        key=f"{key}-training",
+        description="training summary",
+    )
+    return Completed(message=summary, data=history)
