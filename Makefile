@@ -1,10 +1,10 @@
-# The documented entry points: `make demo` and `make test`.
+# The documented entry points: `make demo`, `make serve` and `make test`.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test install lid-model lint format samples clean
+.PHONY: demo serve test install lid-model lint format samples clean
 
 # torch is pinned first: any other spec would pull a multi-GB CUDA build.
 $(STAMP): pyproject.toml constraints.txt
@@ -21,6 +21,12 @@ lid-model: $(STAMP)
 demo: lid-model
 	$(BIN)/llama-recipe build recipes/sample.yaml
 	$(BIN)/llama-recipe train recipes/sample.yaml
+
+# A local Prefect server on 127.0.0.1:4200 and the sample recipe's deployments; Ctrl-C stops both.
+# Its SQLite database lives in build/prefect unless PREFECT_HOME is set.
+serve: export PREFECT_HOME ?= $(CURDIR)/build/prefect
+serve: lid-model
+	$(BIN)/llama-recipe serve recipes/sample.yaml
 
 test: lid-model
 	$(BIN)/python -m pytest

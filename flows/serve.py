@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -110,13 +111,21 @@ def start_local_server(host: str, port: int, timeout_s: float = 180.0) -> subpro
     prefect = shutil.which("prefect", path=os.path.dirname(sys.executable)) or "prefect"
     home = os.environ.get("PREFECT_HOME", str(Path.home() / ".prefect"))
     print(f"starting a Prefect server on {host}:{port} (database under {home}) ...", flush=True)
+    api_url = f"http://{host}:{port}/api"
+    env = {
+        **os.environ,
+        # The UI asks the API at this address (its default is port 4200, whatever --port says).
+        "PREFECT_UI_API_URL": api_url,
+        "PREFECT_SERVER_API_HOST": host,
+        "PREFECT_SERVER_API_PORT": str(port),
+    }
     server = subprocess.Popen(
         [prefect, "server", "start", "--host", host, "--port", str(port)],
+        env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
     )
-    api_url = f"http://{host}:{port}/api"
     deadline = time.monotonic() + timeout_s
     while not _healthy(api_url):
         if server.poll() is not None:
@@ -129,6 +138,10 @@ def start_local_server(host: str, port: int, timeout_s: float = 180.0) -> subpro
             )
         time.sleep(0.5)
     return server
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def serve(recipe_path: str, host: str = "127.0.0.1", port: int = 4200) -> int:
@@ -147,6 +160,8 @@ def serve(recipe_path: str, host: str = "127.0.0.1", port: int = 4200) -> int:
     print(f"Prefect UI: {ui_url}", flush=True)
     print(f"serving {len(served)} deployments: {names}", flush=True)
     print(f"run one: {ui_url}/deployments (Ctrl-C stops)", flush=True)
+    # `kill` and service managers stop with SIGTERM: stop the local server as for Ctrl-C.
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
         with temporary_settings({PREFECT_API_URL: api_url}):
             prefect_serve(*served, print_starting_message=False)

@@ -193,3 +193,45 @@ def test_dedup_settings_per_source_and_groups(tmp_path):
     path = _with_filters(tmp_path, [], dedup={"cross_source": [["web", "nope"]]})
     with pytest.raises(RecipeError, match="dedup.cross_source: no source 'nope'"):
         load_recipe(path)
+
+
+def test_orchestration_defaults_and_settings(tmp_path):
+    recipe = load_recipe(_write(tmp_path, MINIMAL))
+    assert recipe.orchestration.retries == {"extract": 2}
+    assert recipe.orchestration.concurrency == {"dedup": 1, "train-tokenizer": 1}
+    assert recipe.orchestration.timeout_s == {}
+    text = MINIMAL + (
+        "orchestration:\n"
+        "  retries: {extract: 4, dedup: 1}\n"
+        "  retry_delay_s: 30\n"
+        "  timeout_s: {dedup: 7200}\n"
+        "  concurrency: {tokenize: 2}\n"
+    )
+    recipe = load_recipe(_write(tmp_path, text))
+    assert recipe.orchestration.retries == {"extract": 4, "dedup": 1}
+    assert recipe.orchestration.timeout_s == {"dedup": 7200}
+    assert recipe.orchestration.concurrency == {"tokenize": 2}
+
+
+@pytest.mark.parametrize(
+    ("section", "needle"),
+    [
+        ("retries: {dedupe: 1}", "orchestration.retries.dedupe"),
+        ("retries: {dedup: -1}", "orchestration.retries: Value error, dedup: must be 0 or more"),
+        ("timeout_s: {mix: 0}", "orchestration.timeout_s: Value error, mix: must be a positive"),
+        ("concurrency: {dedup: 0}", "orchestration.concurrency: Value error, dedup: must be 1"),
+        ("retry: 3", "orchestration.retry: unknown key"),
+    ],
+)
+def test_orchestration_mistakes_are_named(tmp_path, section, needle):
+    with pytest.raises(RecipeError) as err:
+        load_recipe(_write(tmp_path, MINIMAL + f"orchestration:\n  {section}\n"))
+    assert needle in str(err.value)
+
+
+def test_stage_names_in_recipes_are_the_stages():
+    import typing
+
+    from pipelines.recipe import STAGES, StageName
+
+    assert typing.get_args(StageName) == STAGES

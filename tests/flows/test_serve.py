@@ -1,0 +1,292 @@
+"""`llama-recipe serve` against a real local Prefect server: deployments run from the API and
+from the UI in headless Chromium; a build's new shards start training through the event."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from pipelines.recipe import STAGES
+from tests.conftest import ROOT, write_recipe
+
+pytestmark = [pytest.mark.integration, pytest.mark.e2e]
+
+TRAIN = {
+    "model": "tiny",
+    "batch_size": 8,
+    "lr": 0.003,
+    "warmup_steps": 2,
+    "max_steps": 6,
+    "log_every": 2,
+}
+
+
+@dataclass
+class Served:
+    ui_url: str
+    api_url: str
+    recipe: Path
+    log: Path
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory, lid_model_path):
+    """`llama-recipe serve` as `make serve` runs it: a fresh local server, then the deployments."""
+    directory = tmp_path_factory.mktemp("served")
+    recipe = write_recipe(directory, train=TRAIN)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_API")}
+    env["PREFECT_HOME"] = str(directory / "prefect")
+    log = directory / "serve.log"
+    port = _free_port()
+    with open(log, "w") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "flows.cli", "serve", str(recipe), "--port", str(port)],
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        deadline = time.monotonic() + 240
+        while "serving 10 deployments" not in log.read_text():
+            assert process.poll() is None, log.read_text()[-3000:]
+            assert time.monotonic() < deadline, log.read_text()[-3000:]
+            time.sleep(0.5)
+        ui_url = re.search(r"Prefect UI: (\S+)", log.read_text()).group(1)
+        assert ui_url == f"http://127.0.0.1:{port}"
+        served = Served(ui_url, f"{ui_url}/api", recipe, log)
+        with prefect_api(served) as client:
+            while len(client.read_deployments()) < 10:
+                assert time.monotonic() < deadline, log.read_text()[-3000:]
+                time.sleep(0.5)
+        yield served
+    finally:
+        process.send_signal(signal.SIGTERM)  # as a service manager stops it
+        try:
+            process.wait(timeout=60)
+        finally:
+            os.killpg(process.pid, signal.SIGKILL) if process.poll() is None else None
+    # The local server went down with the serve process.
+    with pytest.raises(OSError):
+        socket.create_connection(("127.0.0.1", port), timeout=2).close()
+
+
+@contextmanager
+def prefect_api(served: Served):
+    from prefect.client.orchestration import get_client
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    with temporary_settings({PREFECT_API_URL: served.api_url}):
+        with get_client(sync_client=True) as client:
+            yield client
+
+
+def subflows(client, flow_run_id) -> dict[str, object]:
+    """The stage subflow runs of a run, by flow name."""
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterParentFlowRunId
+
+    runs = client.read_flow_runs(
+        flow_run_filter=FlowRunFilter(
+            parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=[flow_run_id])
+        )
+    )
+    return {client.read_flow(run.flow_id).name: run for run in runs}
+
+
+def train_runs(client) -> list:
+    from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterName
+    from prefect.client.schemas.sorting import FlowRunSort
+
+    return client.read_flow_runs(
+        deployment_filter=DeploymentFilter(name=DeploymentFilterName(any_=["sample"])),
+        flow_filter=_flow_named("train"),
+        sort=FlowRunSort.START_TIME_ASC,
+    )
+
+
+def _flow_named(name: str):
+    from prefect.client.schemas.filters import FlowFilter, FlowFilterName
+
+    return FlowFilter(name=FlowFilterName(any_=[name]))
+
+
+def wait_for_training(client, count: int, served: Served, timeout_s: float = 300):
+    """The `count`-th run of train/sample, once it is final (it is started by the event)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        runs = train_runs(client)
+        if len(runs) >= count and runs[count - 1].state and runs[count - 1].state.is_final():
+            return runs[count - 1]
+        assert time.monotonic() < deadline, (
+            f"{len(runs)} train runs after {timeout_s} s\n{served.log.read_text()[-3000:]}"
+        )
+        time.sleep(1)
+
+
+def table(key: str) -> list[dict]:
+    from prefect.artifacts import Artifact
+
+    artifact = Artifact.get(key)
+    assert artifact is not None, key
+    return json.loads(artifact.data) if isinstance(artifact.data, str) else artifact.data
+
+
+def test_build_deployment_then_training_starts_by_itself(served):
+    from prefect.deployments import run_deployment
+
+    with prefect_api(served) as client:
+        run = run_deployment("build/sample", timeout=900, poll_interval=2)
+        assert run.state.is_completed(), run.state.message
+        stages = subflows(client, run.id)
+        assert set(stages) == set(STAGES)
+        assert {r.state.name for r in stages.values()} == {"Completed"}  # a fresh build: all ran
+
+        # What the UI shows: a table per stage, the mixture, progress, the report.
+        quality = {row["source"]: row for row in table("sample-quality")}
+        assert quality["commoncrawl"]["status"] == "ran"
+        assert quality["commoncrawl"]["documents in"] == 127
+        assert quality["commoncrawl"]["kept"] == 15
+        assert "quality:perplexity.tail: 53" in quality["commoncrawl"]["rejected by reason"]
+        assert quality["wikipedia"]["MB/s"] > 0
+        assert table("sample-tokenize")[0]["tokens"] > 0
+        mixture = table("sample-mixture")
+        assert {row["source"] for row in mixture} == set(quality)
+        assert sum(row["actual %"] for row in mixture) == pytest.approx(100, abs=0.01)
+        for row in mixture:
+            assert abs(row["actual %"] - row["target %"]) < 0.1
+        from prefect.artifacts import Artifact
+
+        assert Artifact.get("sample-progress").data == 100.0
+        assert "## quality" in Artifact.get("sample-data-report").data
+        report = Path(served.recipe.parent / "work" / "REPORT.md")
+        assert "| commoncrawl | 127 | 15 | 112 |" in report.read_text()
+
+        # `mix` committed shards: the event starts train/sample with this recipe.
+        train = wait_for_training(client, 1, served)
+        assert train.state.is_completed(), train.state.message
+        assert train.parameters["recipe_path"] == str(served.recipe)
+        assert train.created > run.created
+        assert re.match(r"loss [\d.]+ -> [\d.]+ over steps 1-6", train.state.message)
+        losses = [row["loss"] for row in table("sample-training-loss")]
+        assert losses[-1] < losses[0]
+        assert (served.recipe.parent / "work" / "checkpoints" / "checkpoint.pt").exists()
+
+
+def test_rerunning_one_stage_reruns_it_and_what_depends_on_it(served):
+    from prefect.deployments import run_deployment
+
+    with prefect_api(served) as client:
+        trained = len(train_runs(client))
+        run = run_deployment(
+            "rerun-stage/sample-quality",
+            parameters={"sources": ["commoncrawl"]},
+            timeout=900,
+            poll_interval=2,
+        )
+        assert run.state.is_completed(), run.state.message
+        stages = subflows(client, run.id)
+        before = STAGES[: STAGES.index("quality")]
+        for stage in before:
+            assert stages[stage].state.name == "Cached", stage
+        assert stages["quality"].state.message == "quality: ran for commoncrawl"
+        assert stages["dedup"].state.message.startswith("dedup: ran for commoncrawl")
+        for stage in ("train-tokenizer", "tokenize", "mix"):
+            assert stages[stage].state.name == "Completed", stage
+        statuses = {row["source"]: row["status"] for row in table("sample-quality")}
+        assert statuses.pop("commoncrawl") == "ran"
+        assert set(statuses.values()) == {"cached"}
+        # New shards: training starts again.
+        assert wait_for_training(client, trained + 1, served).state.is_completed()
+
+
+def test_the_ui_runs_a_stage_deployment(served):
+    """In headless Chromium: find the deployments, start a stage rerun, see it complete."""
+    chromium = shutil.which("chromium")
+    if chromium is None:
+        pytest.skip("Debian's chromium is not installed (.ci/run installs it)")
+    from playwright.sync_api import expect, sync_playwright
+
+    with prefect_api(served) as client:
+        trained = len(train_runs(client))
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=chromium,
+            headless=True,
+            # As root in a container, offline: no sandbox, no background connections.
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-dev-shm-usage",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+            ],
+        )
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.set_default_timeout(60_000)
+            page.goto(f"{served.ui_url}/deployments")
+            for name in ("sample-tokenize", "sample-quality", "sample-mix"):
+                expect(page.get_by_role("link", name=name, exact=True)).to_be_visible()
+            expect(page.get_by_text("10 Deployments")).to_be_visible()
+
+            page.get_by_role("link", name="sample-tokenize", exact=True).click()
+            page.get_by_role("button", name="Run", exact=True).click()
+            page.get_by_text("Quick run").click()
+            dialog = page.get_by_role("dialog")
+            expect(dialog.get_by_text("recipe_path")).to_be_visible()
+            dialog.get_by_role("button", name="Run", exact=True).click()
+            page.wait_for_function("document.body.innerText.includes('scheduled to start now')")
+            run_name = re.search(r"(\S+) scheduled to start now", page.inner_text("body")).group(1)
+
+            page.reload()
+            page.get_by_role("link", name=run_name, exact=True).first.click()
+            expect(page.get_by_text(run_name, exact=True).first).to_be_visible()
+            deadline = time.monotonic() + 300
+            while not page.get_by_text("Completed", exact=True).first.is_visible():
+                assert time.monotonic() < deadline, served.log.read_text()[-3000:]
+                page.wait_for_timeout(2000)
+                page.reload()
+
+            # The stage rerun shows what it did: the stages before tokenize were cached.
+            page.get_by_text("Subflow Runs", exact=True).click()
+            expect(page.get_by_text("8 Flow runs")).to_be_visible()
+            deadline = time.monotonic() + 60
+            while True:  # the list renders after its count
+                lines = [line.strip() for line in page.inner_text("body").splitlines()]
+                shown = {
+                    lines[i]: lines[i + 2] for i in range(len(lines) - 2) if lines[i] in STAGES
+                }
+                if len(shown) == len(STAGES) or time.monotonic() > deadline:
+                    break
+                page.wait_for_timeout(500)
+            assert shown == {
+                **{stage: "Cached" for stage in STAGES[: STAGES.index("tokenize")]},
+                "tokenize": "Completed",
+                "mix": "Completed",
+            }
+        finally:
+            browser.close()
+    with prefect_api(served) as client:
+        # Let the training these shards started finish before the server goes away.
+        assert wait_for_training(client, trained + 1, served).state.is_completed()
