@@ -111,6 +111,17 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("recipe")
     serve.add_argument("--port", type=int, default=4200, help="the local server's port (4200)")
 
+    deploy = commands.add_parser(
+        "deploy",
+        help="register the recipe's deployments for a work pool's workers (at scale)",
+        description="Register build, rerun-stage and train on the Prefect server at "
+        "PREFECT_API_URL, run by the workers of a work pool (process, Kubernetes, Docker...) "
+        "on machines or images where llama-recipe is installed.",
+    )
+    deploy.add_argument("recipe")
+    deploy.add_argument("--work-pool", required=True, help="an existing work pool")
+    deploy.add_argument("--image", help="the image with llama-recipe (container work pools)")
+
     fetch = commands.add_parser("fetch-lid-model", help="download and verify lid.176.ftz")
     fetch.add_argument("--dest", type=Path, help="where to put it (default: the user cache)")
     return parser
@@ -309,6 +320,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return serve(args.recipe, port=args.port)
 
 
+def cmd_deploy(args: argparse.Namespace) -> int:
+    from flows.serve import deploy
+
+    return deploy(args.recipe, args.work_pool, args.image)
+
+
 def cmd_fetch(args: argparse.Namespace) -> int:
     from filters.langid_model import fetch_lid_model
 
@@ -358,6 +375,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_explain(args)
         if args.command == "serve":
             return cmd_serve(args)
+        if args.command == "deploy":
+            return cmd_deploy(args)
         return cmd_fetch(args)
     except UserError as exc:
         print(f"llama-recipe: error: {exc}", file=sys.stderr)

@@ -119,18 +119,24 @@ def start_local_server(host: str, port: int, timeout_s: float = 180.0) -> subpro
         "PREFECT_SERVER_API_HOST": host,
         "PREFECT_SERVER_API_PORT": str(port),
     }
-    server = subprocess.Popen(
-        [prefect, "server", "start", "--host", host, "--port", str(port)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    os.makedirs(home, exist_ok=True)
+    log_path = os.path.join(home, "server.log")
+    with open(log_path, "ab") as log:  # the server keeps its own handle
+        server = subprocess.Popen(
+            [prefect, "server", "start", "--host", host, "--port", str(port)],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    print(f"server log: {log_path}", flush=True)
     deadline = time.monotonic() + timeout_s
     while not _healthy(api_url):
         if server.poll() is not None:
-            error = (server.stderr.read() if server.stderr else "").strip().splitlines()
-            raise UserError(f"the Prefect server did not start: {error[-1] if error else '?'}")
+            with open(log_path, errors="replace") as log:
+                error = log.read().strip().splitlines()
+            raise UserError(
+                f"the Prefect server did not start: {error[-1] if error else '?'} ({log_path})"
+            )
         if time.monotonic() > deadline:
             server.terminate()
             raise UserError(
@@ -172,4 +178,37 @@ def serve(recipe_path: str, host: str = "127.0.0.1", port: int = 4200) -> int:
                 server.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 server.kill()
+    return 0
+
+
+def deploy(recipe_path: str, work_pool: str, image: str | None = None) -> int:
+    """Register the recipe's deployments on the configured server, run by a work pool's
+    workers: machines (or images) where llama-recipe is installed import the flows by module."""
+    from prefect import deploy as prefect_deploy
+    from prefect.settings import PREFECT_API_URL
+
+    if not PREFECT_API_URL.value():
+        raise UserError(
+            "deploy registers deployments on a Prefect server: set PREFECT_API_URL "
+            "(or use `llama-recipe serve`, which starts a local one)"
+        )
+    served = deployments(recipe_path)
+    try:
+        prefect_deploy(
+            *served,
+            work_pool_name=work_pool,
+            image=image,
+            build=False,
+            push=False,
+            print_next_steps_message=False,
+            ignore_warnings=True,
+        )
+    except ValueError as exc:  # e.g. the work pool does not exist
+        raise UserError(str(exc).splitlines()[0]) from None
+    print(f"deployed {len(served)} deployments to work pool {work_pool!r}:")
+    for d in served:
+        print(f"  {d.full_name}")
+    print(
+        f"start a worker where llama-recipe is installed: prefect worker start --pool {work_pool}"
+    )
     return 0

@@ -139,3 +139,13 @@ def test_a_build_with_nothing_to_do_shows_every_stage_cached(prefect_api, tmp_pa
         assert {r.state.name for r in runs} == {"Cached"}
     rows = Artifact.get("sample-dedup").data
     assert '"status": "cached"' in rows and '"status": "ran"' not in rows
+
+
+def test_train_flow_without_shards_says_so(prefect_api, tmp_path):
+    from flows.training import train_flow
+
+    path = write_recipe(tmp_path)
+    state = train_flow(str(path), return_state=True)
+    assert state.is_failed()
+    assert state.message == f"{tmp_path}/work/mix/_all: no mix shards yet; build the recipe first"
+    assert train_flow(str(path), model="huge", return_state=True).is_failed()

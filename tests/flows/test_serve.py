@@ -47,6 +47,28 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+@contextmanager
+def background(command: list[str], log: Path, env: dict[str, str], cwd: Path = ROOT):
+    """A long-running command in its own session, its output in `log`; stopped with SIGTERM
+    as a service manager stops it, then anything left of its process group is killed."""
+    with open(log, "w") as out:
+        process = subprocess.Popen(
+            command, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    try:
+        yield process
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=60)
+        finally:
+            try:
+                os.killpg(process.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+
 @pytest.fixture(scope="module")
 def served(tmp_path_factory, lid_model_path):
     """`llama-recipe serve` as `make serve` runs it: a fresh local server, then the deployments."""
@@ -56,16 +78,8 @@ def served(tmp_path_factory, lid_model_path):
     env["PREFECT_HOME"] = str(directory / "prefect")
     log = directory / "serve.log"
     port = _free_port()
-    with open(log, "w") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "flows.cli", "serve", str(recipe), "--port", str(port)],
-            cwd=ROOT,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    try:
+    command = [sys.executable, "-m", "flows.cli", "serve", str(recipe), "--port", str(port)]
+    with background(command, log, env) as process:
         deadline = time.monotonic() + 240
         while "serving 10 deployments" not in log.read_text():
             assert process.poll() is None, log.read_text()[-3000:]
@@ -79,15 +93,11 @@ def served(tmp_path_factory, lid_model_path):
                 assert time.monotonic() < deadline, log.read_text()[-3000:]
                 time.sleep(0.5)
         yield served
-    finally:
-        process.send_signal(signal.SIGTERM)  # as a service manager stops it
-        try:
-            process.wait(timeout=60)
-        finally:
-            os.killpg(process.pid, signal.SIGKILL) if process.poll() is None else None
-    # The local server went down with the serve process.
-    with pytest.raises(OSError):
-        socket.create_connection(("127.0.0.1", port), timeout=2).close()
+        # Stopped as a service manager stops it, serve takes its local server down with it.
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=60)
+        with pytest.raises(OSError):
+            socket.create_connection(("127.0.0.1", port), timeout=2).close()
 
 
 @contextmanager
@@ -112,12 +122,12 @@ def subflows(client, flow_run_id) -> dict[str, object]:
     return {client.read_flow(run.flow_id).name: run for run in runs}
 
 
-def train_runs(client) -> list:
+def train_runs(client, recipe_name: str = "sample") -> list:
     from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterName
     from prefect.client.schemas.sorting import FlowRunSort
 
     return client.read_flow_runs(
-        deployment_filter=DeploymentFilter(name=DeploymentFilterName(any_=["sample"])),
+        deployment_filter=DeploymentFilter(name=DeploymentFilterName(any_=[recipe_name])),
         flow_filter=_flow_named("train"),
         sort=FlowRunSort.START_TIME_ASC,
     )
@@ -129,11 +139,13 @@ def _flow_named(name: str):
     return FlowFilter(name=FlowFilterName(any_=[name]))
 
 
-def wait_for_training(client, count: int, served: Served, timeout_s: float = 300):
-    """The `count`-th run of train/sample, once it is final (it is started by the event)."""
+def wait_for_training(
+    client, count: int, served: Served, timeout_s: float = 300, recipe_name: str = "sample"
+):
+    """The `count`-th run of train/<recipe>, once it is final (it is started by the event)."""
     deadline = time.monotonic() + timeout_s
     while True:
-        runs = train_runs(client)
+        runs = train_runs(client, recipe_name)
         if len(runs) >= count and runs[count - 1].state and runs[count - 1].state.is_final():
             return runs[count - 1]
         assert time.monotonic() < deadline, (
@@ -290,3 +302,73 @@ def test_the_ui_runs_a_stage_deployment(served):
     with prefect_api(served) as client:
         # Let the training these shards started finish before the server goes away.
         assert wait_for_training(client, trained + 1, served).state.is_completed()
+
+
+def test_deployed_to_a_process_work_pool_a_worker_runs_them(served, tmp_path):
+    """The at-scale path: `llama-recipe deploy` to a work pool, a worker runs the flow runs."""
+    from prefect.deployments import run_deployment
+
+    recipe = write_recipe(tmp_path, name="pooled", train=TRAIN)
+    env = {**os.environ, "PREFECT_API_URL": served.api_url, "PREFECT_WORKER_QUERY_SECONDS": "2"}
+    prefect = str(Path(sys.executable).parent / "prefect")
+    created = subprocess.run(
+        [prefect, "work-pool", "create", "llama", "--type", "process"],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert created.returncode == 0, created.stdout + created.stderr
+    command = [sys.executable, "-m", "flows.cli", "deploy", str(recipe), "--work-pool"]
+    deployed = subprocess.run(
+        [*command, "llama"], cwd=ROOT, env=env, capture_output=True, text=True
+    )
+    assert deployed.returncode == 0, deployed.stderr[-3000:]
+    assert "deployed 10 deployments to work pool 'llama'" in deployed.stdout
+    missing = subprocess.run(
+        [*command, "no-such-pool"], cwd=ROOT, env=env, capture_output=True, text=True
+    )
+    assert missing.returncode == 2
+    assert missing.stderr.strip() == (
+        "llama-recipe: error: Could not find work pool 'no-such-pool'. "
+        "Please create it before deploying this flow."
+    )
+
+    log = tmp_path / "worker.log"
+    with background([prefect, "worker", "start", "--pool", "llama"], log, env, tmp_path):
+        with prefect_api(served) as client:
+            assert client.read_deployment_by_name("build/pooled").work_pool_name == "llama"
+            run = run_deployment("rerun-stage/pooled-mix", timeout=900, poll_interval=2)
+            assert run.state.is_completed(), (run.state.message, log.read_text()[-3000:])
+            assert {r.state.name for r in subflows(client, run.id).values()} == {"Completed"}
+            train = wait_for_training(client, 1, served, recipe_name="pooled")
+            assert train.state.is_completed(), log.read_text()[-3000:]
+            assert train.work_pool_name == "llama"
+
+
+def _serve_cli(*args: str) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_API")}
+    return subprocess.run(
+        [sys.executable, "-m", "flows.cli", "serve", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_serve_mistakes_are_one_line(tmp_path):
+    missing = _serve_cli(str(tmp_path / "nope.yaml"))
+    assert missing.returncode == 2
+    assert (
+        missing.stderr.strip()
+        == f"llama-recipe: error: {tmp_path}/nope.yaml: recipe file not found"
+    )
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        busy = _serve_cli(str(write_recipe(tmp_path)), "--port", str(port))
+    assert busy.returncode == 2
+    assert busy.stderr.strip().startswith(f"llama-recipe: error: 127.0.0.1:{port} is in use;")
+    assert "Traceback" not in busy.stdout + busy.stderr
