@@ -11,6 +11,7 @@ deployment is triggered by it.
 
 from __future__ import annotations
 
+import os
 import traceback
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -27,11 +28,19 @@ from prefect.artifacts import (
 )
 from prefect.cache_policies import NO_CACHE
 from prefect.states import Completed, Failed, State
+from prefect.task_engine import TaskRunTimeoutError
 from prefect.tasks import exponential_backoff
 
 from flows.report import mixture_rows, report_markdown, stage_rows
 from pipelines.errors import UserError
-from pipelines.recipe import STAGES, OrchestrationConfig, Recipe, StageName, load_recipe
+from pipelines.recipe import (
+    STAGES,
+    OrchestrationConfig,
+    Recipe,
+    StageName,
+    is_uri,
+    load_recipe,
+)
 from pipelines.stages import STAGE_CLASSES, StageContext, StageResult, run_stage
 from pipelines.stages.mix import MIXTURE_JSON
 from pipelines.store import ALL_SOURCES
@@ -135,7 +144,7 @@ def _emit_shards_ready(recipe: Recipe, recipe_path: str, manifest: dict[str, Any
         event=SHARDS_READY,
         resource=recipe_resource(recipe),
         payload={
-            "recipe": recipe_path,
+            "recipe": recipe_path if is_uri(recipe_path) else os.path.abspath(recipe_path),
             "mixture": FileSystems.join(shards, MIXTURE_JSON),
             "shards": shards,
             "tokens": mixture["total_tokens_packed"],
@@ -164,8 +173,8 @@ def _stage_flow(stage: str):
             # A user's mistake is one line in the run's state, not a traceback.
             logger.error("%s: %s", stage, exc)
             return Failed(message=str(exc))
-        except TimeoutError:
-            limit = recipe.orchestration.timeout_s.get(stage)
+        except TaskRunTimeoutError:
+            limit = recipe.orchestration.timeout_s[stage]
             return Failed(
                 name="TimedOut",
                 message=f"{stage} took longer than {limit:g} s (orchestration.timeout_s.{stage})",
