@@ -48,9 +48,16 @@ def _free_port() -> int:
 
 
 @contextmanager
-def background(command: list[str], log: Path, env: dict[str, str], cwd: Path = ROOT):
-    """A long-running command in its own session, its output in `log`; stopped with SIGTERM
-    as a service manager stops it, then anything left of its process group is killed."""
+def background(
+    command: list[str],
+    log: Path,
+    env: dict[str, str],
+    cwd: Path = ROOT,
+    stop: signal.Signals = signal.SIGTERM,
+):
+    """A long-running command in its own session, its output in `log`; stopped with `stop`
+    (SIGTERM, as a service manager stops it), then whatever is left of its process group is
+    killed."""
     with open(log, "w") as out:
         process = subprocess.Popen(
             command, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
@@ -59,14 +66,15 @@ def background(command: list[str], log: Path, env: dict[str, str], cwd: Path = R
         yield process
     finally:
         if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
+            process.send_signal(stop)
         try:
-            process.wait(timeout=60)
-        finally:
-            try:
-                os.killpg(process.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            pass
+        try:
+            os.killpg(process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
 
 
 @pytest.fixture(scope="module")
@@ -154,19 +162,118 @@ def wait_for_training(
         time.sleep(1)
 
 
-def table(key: str) -> list[dict]:
+def artifact_data(key: str):
+    """The latest artifact's data (synchronously: the browser's event loop shares the thread)."""
     from prefect.artifacts import Artifact
 
-    artifact = Artifact.get(key)
+    artifact = Artifact.get(key, _sync=True)
     assert artifact is not None, key
-    return json.loads(artifact.data) if isinstance(artifact.data, str) else artifact.data
+    return artifact.data
 
 
-def test_build_deployment_then_training_starts_by_itself(served):
+def table(key: str) -> list[dict]:
+    return json.loads(artifact_data(key))
+
+
+@pytest.fixture(scope="module")
+def ui(served):
+    """A page in headless Chromium (Debian's), or None where it is not installed."""
+    chromium = shutil.which("chromium")
+    if chromium is None:
+        yield None
+        return
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=chromium,
+            headless=True,
+            # As root in a container, offline: no sandbox, no background connections.
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-dev-shm-usage",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+            ],
+        )
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.set_default_timeout(60_000)
+            yield page
+        finally:
+            browser.close()
+
+
+def run_from_ui(page, served: Served, flow_name: str, deployment: str) -> str:
+    """On the Deployments page, open `flow_name`'s deployment `deployment`, start it with Run,
+    Quick run, Run, open the new run and wait until it shows Completed; its name."""
+    from playwright.sync_api import expect
+
+    page.goto(f"{served.ui_url}/deployments")
+    expect(page.get_by_text("10 Deployments")).to_be_visible()
+    link = page.get_by_role("link", name=deployment, exact=True)
+    page.get_by_role("row").filter(has=link).filter(has_text=flow_name).get_by_role(
+        "link", name=deployment, exact=True
+    ).click()
+    expect(page.get_by_text(flow_name, exact=True).first).to_be_visible()
+    page.get_by_role("button", name="Run", exact=True).click()
+    page.get_by_text("Quick run").click()
+    dialog = page.get_by_role("dialog")
+    expect(dialog.get_by_text("recipe_path")).to_be_visible()
+    dialog.get_by_role("button", name="Run", exact=True).click()
+    page.wait_for_function("document.body.innerText.includes('scheduled to start now')")
+    run_name = re.search(r"(\S+) scheduled to start now", page.inner_text("body")).group(1)
+
+    page.reload()
+    page.get_by_role("link", name=run_name, exact=True).first.click()
+    expect(page.get_by_text(run_name, exact=True).first).to_be_visible()
+    deadline = time.monotonic() + 600
+    while not page.get_by_text("Completed", exact=True).first.is_visible():
+        assert not page.get_by_text("Failed", exact=True).first.is_visible(), run_name
+        assert time.monotonic() < deadline, served.log.read_text()[-3000:]
+        page.wait_for_timeout(2000)
+        page.reload()
+    return run_name
+
+
+def subflow_states_in_ui(page) -> dict[str, str]:
+    """The run page's Subflow Runs tab: each stage's state as shown."""
+    from playwright.sync_api import expect
+
+    page.get_by_text("Subflow Runs", exact=True).click()
+    expect(page.get_by_text(f"{len(STAGES)} Flow runs")).to_be_visible()
+    deadline = time.monotonic() + 60
+    while True:  # the list renders after its count
+        lines = [line.strip() for line in page.inner_text("body").splitlines()]
+        shown = {lines[i]: lines[i + 2] for i in range(len(lines) - 2) if lines[i] in STAGES}
+        if len(shown) == len(STAGES) or time.monotonic() > deadline:
+            return shown
+        page.wait_for_timeout(500)
+
+
+def flow_run_named(client, name: str):
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterName
+
+    (run,) = client.read_flow_runs(
+        flow_run_filter=FlowRunFilter(name=FlowRunFilterName(any_=[name]))
+    )
+    return run
+
+
+def test_build_deployment_then_training_starts_by_itself(served, ui):
+    """The build started from the UI (from the API where Chromium is missing) finishes and
+    training starts by itself."""
     from prefect.deployments import run_deployment
 
     with prefect_api(served) as client:
-        run = run_deployment("build/sample", timeout=900, poll_interval=2)
+        if ui is not None:
+            run = flow_run_named(client, run_from_ui(ui, served, "build", "sample"))
+            assert subflow_states_in_ui(ui) == {stage: "Completed" for stage in STAGES}
+        else:
+            run = run_deployment("build/sample", timeout=900, poll_interval=2, _sync=True)
         assert run.state.is_completed(), run.state.message
         stages = subflows(client, run.id)
         assert set(stages) == set(STAGES)
@@ -185,10 +292,8 @@ def test_build_deployment_then_training_starts_by_itself(served):
         assert sum(row["actual %"] for row in mixture) == pytest.approx(100, abs=0.01)
         for row in mixture:
             assert abs(row["actual %"] - row["target %"]) < 0.1
-        from prefect.artifacts import Artifact
-
-        assert Artifact.get("sample-progress").data == 100.0
-        assert "## quality" in Artifact.get("sample-data-report").data
+        assert artifact_data("sample-progress") == 100.0
+        assert "## quality" in artifact_data("sample-data-report")
         report = Path(served.recipe.parent / "work" / "REPORT.md")
         assert "| commoncrawl | 127 | 15 | 112 |" in report.read_text()
 
@@ -213,6 +318,7 @@ def test_rerunning_one_stage_reruns_it_and_what_depends_on_it(served):
             parameters={"sources": ["commoncrawl"]},
             timeout=900,
             poll_interval=2,
+            _sync=True,  # the browser's event loop shares this thread
         )
         assert run.state.is_completed(), run.state.message
         stages = subflows(client, run.id)
@@ -230,75 +336,24 @@ def test_rerunning_one_stage_reruns_it_and_what_depends_on_it(served):
         assert wait_for_training(client, trained + 1, served).state.is_completed()
 
 
-def test_the_ui_runs_a_stage_deployment(served):
-    """In headless Chromium: find the deployments, start a stage rerun, see it complete."""
-    chromium = shutil.which("chromium")
-    if chromium is None:
+def test_the_ui_reruns_a_stage_and_the_others_show_cached(served, ui):
+    """In headless Chromium: find the deployments, rerun one stage, see it complete with the
+    stages before it cached."""
+    if ui is None:
         pytest.skip("Debian's chromium is not installed (.ci/run installs it)")
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
     with prefect_api(served) as client:
         trained = len(train_runs(client))
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=chromium,
-            headless=True,
-            # As root in a container, offline: no sandbox, no background connections.
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-dev-shm-usage",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--no-first-run",
-            ],
-        )
-        try:
-            page = browser.new_page(viewport={"width": 1400, "height": 1000})
-            page.set_default_timeout(60_000)
-            page.goto(f"{served.ui_url}/deployments")
-            for name in ("sample-tokenize", "sample-quality", "sample-mix"):
-                expect(page.get_by_role("link", name=name, exact=True)).to_be_visible()
-            expect(page.get_by_text("10 Deployments")).to_be_visible()
-
-            page.get_by_role("link", name="sample-tokenize", exact=True).click()
-            page.get_by_role("button", name="Run", exact=True).click()
-            page.get_by_text("Quick run").click()
-            dialog = page.get_by_role("dialog")
-            expect(dialog.get_by_text("recipe_path")).to_be_visible()
-            dialog.get_by_role("button", name="Run", exact=True).click()
-            page.wait_for_function("document.body.innerText.includes('scheduled to start now')")
-            run_name = re.search(r"(\S+) scheduled to start now", page.inner_text("body")).group(1)
-
-            page.reload()
-            page.get_by_role("link", name=run_name, exact=True).first.click()
-            expect(page.get_by_text(run_name, exact=True).first).to_be_visible()
-            deadline = time.monotonic() + 300
-            while not page.get_by_text("Completed", exact=True).first.is_visible():
-                assert time.monotonic() < deadline, served.log.read_text()[-3000:]
-                page.wait_for_timeout(2000)
-                page.reload()
-
-            # The stage rerun shows what it did: the stages before tokenize were cached.
-            page.get_by_text("Subflow Runs", exact=True).click()
-            expect(page.get_by_text("8 Flow runs")).to_be_visible()
-            deadline = time.monotonic() + 60
-            while True:  # the list renders after its count
-                lines = [line.strip() for line in page.inner_text("body").splitlines()]
-                shown = {
-                    lines[i]: lines[i + 2] for i in range(len(lines) - 2) if lines[i] in STAGES
-                }
-                if len(shown) == len(STAGES) or time.monotonic() > deadline:
-                    break
-                page.wait_for_timeout(500)
-            assert shown == {
-                **{stage: "Cached" for stage in STAGES[: STAGES.index("tokenize")]},
-                "tokenize": "Completed",
-                "mix": "Completed",
-            }
-        finally:
-            browser.close()
+    ui.goto(f"{served.ui_url}/deployments")
+    for name in ("sample-tokenize", "sample-quality", "sample-mix"):
+        expect(ui.get_by_role("link", name=name, exact=True)).to_be_visible()
+    run_from_ui(ui, served, "rerun-stage", "sample-tokenize")
+    assert subflow_states_in_ui(ui) == {
+        **{stage: "Cached" for stage in STAGES[: STAGES.index("tokenize")]},
+        "tokenize": "Completed",
+        "mix": "Completed",
+    }
     with prefect_api(served) as client:
         # Let the training these shards started finish before the server goes away.
         assert wait_for_training(client, trained + 1, served).state.is_completed()
@@ -334,10 +389,11 @@ def test_deployed_to_a_process_work_pool_a_worker_runs_them(served, tmp_path):
     )
 
     log = tmp_path / "worker.log"
-    with background([prefect, "worker", "start", "--pool", "llama"], log, env, tmp_path):
+    worker = [prefect, "worker", "start", "--pool", "llama"]
+    with background(worker, log, env, tmp_path, stop=signal.SIGINT):
         with prefect_api(served) as client:
             assert client.read_deployment_by_name("build/pooled").work_pool_name == "llama"
-            run = run_deployment("rerun-stage/pooled-mix", timeout=900, poll_interval=2)
+            run = run_deployment("rerun-stage/pooled-mix", timeout=900, poll_interval=2, _sync=True)
             assert run.state.is_completed(), (run.state.message, log.read_text()[-3000:])
             assert {r.state.name for r in subflows(client, run.id).values()} == {"Completed"}
             train = wait_for_training(client, 1, served, recipe_name="pooled")
