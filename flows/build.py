@@ -104,9 +104,8 @@ def _stage_task(stage: str, orchestration: OrchestrationConfig):
 
 
 @contextmanager
-def _concurrency_slot(stage: str, orchestration: OrchestrationConfig) -> Iterator[None]:
-    """Hold one slot of the stage's global concurrency limit (created when missing)."""
-    limit = orchestration.concurrency.get(stage)
+def _concurrency_slot(name: str, limit: int | None) -> Iterator[None]:
+    """Hold one slot of a global concurrency limit, created with `limit` when missing."""
     if not limit:
         yield
         return
@@ -115,7 +114,6 @@ def _concurrency_slot(stage: str, orchestration: OrchestrationConfig) -> Iterato
     from prefect.concurrency.sync import concurrency
     from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
 
-    name = f"llama-recipe-{stage}"
     with get_client(sync_client=True) as client:
         try:
             client.read_global_concurrency_limit_by_name(name)
@@ -167,7 +165,8 @@ def _stage_flow(stage: str):
             recipe = load_recipe(recipe_path)
             ctx = StageContext.from_recipe(recipe, beam_flags or [])
             orchestration = recipe.orchestration
-            with _concurrency_slot(stage, orchestration):
+            limit = orchestration.concurrency.get(stage)
+            with _concurrency_slot(f"llama-recipe-{stage}", limit):
                 results = _stage_task(stage, orchestration)(stage, ctx, sources, force)
         except UserError as exc:
             # A user's mistake is one line in the run's state, not a traceback.
@@ -245,15 +244,17 @@ def _run_stages(
     )
     done = 0
     summary: list[dict[str, Any]] = []
-    for stage, sources, force in plan:
-        state = STAGE_FLOWS[stage](
-            recipe_path, sources, force=force, beam_flags=beam_flags, return_state=True
-        )
-        if state.is_failed():
-            return Failed(message=state.message or f"stage {stage} failed")
-        summary.extend(state.result())
-        done += len(sources) if STAGE_CLASSES[stage].per_source else 1
-        update_progress_artifact(progress, 100.0 * done / total)
+    # One data flow at a time per recipe: a build and a stage rerun would write one workdir.
+    with _concurrency_slot(f"llama-recipe-{recipe.name}-workdir", 1):
+        for stage, sources, force in plan:
+            state = STAGE_FLOWS[stage](
+                recipe_path, sources, force=force, beam_flags=beam_flags, return_state=True
+            )
+            if state.is_failed():
+                return Failed(message=state.message or f"stage {stage} failed")
+            summary.extend(state.result())
+            done += len(sources) if STAGE_CLASSES[stage].per_source else 1
+            update_progress_artifact(progress, 100.0 * done / total)
     _publish_report(recipe)
     ran = sorted({r["stage"] for r in summary if r["status"] == "ran"}, key=STAGES.index)
     message = f"ran: {', '.join(ran)}" if ran else "everything was up to date"

@@ -137,6 +137,9 @@ def test_a_build_with_nothing_to_do_shows_every_stage_cached(prefect_api, tmp_pa
         )
         assert sorted(client.read_flow(r.flow_id).name for r in runs) == sorted(STAGES)
         assert {r.state.name for r in runs} == {"Cached"}
+        # Builds of one recipe take turns on its workdir.
+        workdir = client.read_global_concurrency_limit_by_name("llama-recipe-sample-workdir")
+        assert (workdir.limit, workdir.active_slots) == (1, 0)
     rows = Artifact.get("sample-dedup").data
     assert '"status": "cached"' in rows and '"status": "ran"' not in rows
 
