@@ -130,19 +130,22 @@ def start_local_server(host: str, port: int, timeout_s: float = 180.0) -> subpro
         )
     print(f"server log: {log_path}", flush=True)
     deadline = time.monotonic() + timeout_s
-    while not _healthy(api_url):
-        if server.poll() is not None:
-            with open(log_path, errors="replace") as log:
-                error = log.read().strip().splitlines()
-            raise UserError(
-                f"the Prefect server did not start: {error[-1] if error else '?'} ({log_path})"
-            )
-        if time.monotonic() > deadline:
-            server.terminate()
-            raise UserError(
-                f"the Prefect server on {host}:{port} was not healthy after {timeout_s:g} s"
-            )
-        time.sleep(0.5)
+    try:
+        while not _healthy(api_url):
+            if server.poll() is not None:
+                with open(log_path, errors="replace") as log:
+                    error = log.read().strip().splitlines()
+                raise UserError(
+                    f"the Prefect server did not start: {error[-1] if error else '?'} ({log_path})"
+                )
+            if time.monotonic() > deadline:
+                raise UserError(
+                    f"the Prefect server on {host}:{port} was not healthy after {timeout_s:g} s"
+                )
+            time.sleep(0.5)
+    except BaseException:  # Ctrl-C included: never leave a server behind
+        server.terminate()
+        raise
     return server
 
 
