@@ -19,6 +19,7 @@ from prefect.states import Completed, Failed, State
 
 from pipelines.errors import UserError
 from pipelines.recipe import Recipe, is_uri, load_recipe
+from pipelines.store import MANIFEST
 
 
 def train_recipe(
@@ -38,6 +39,9 @@ def train_recipe(
     shards = os.path.join(recipe.workdir, "mix", "_all")
     if not os.path.isdir(shards):
         raise UserError(f"{shards}: no mix shards yet; build the recipe first")
+    if not os.path.exists(os.path.join(shards, MANIFEST)):
+        # The manifest is written last: without it the shards are being (re)written.
+        raise UserError(f"{shards}: the mix is not committed (a build is writing it?)")
     settings = recipe.train
     if model is not None:
         if model not in CONFIGS:

@@ -1,3 +1,6 @@
+import glob
+import os
+
 import numpy as np
 import pytest
 
@@ -92,3 +95,31 @@ def test_pack_cuts_rows_and_counts_tokens_per_source():
     assert rows.tolist() == [stream[0:4], stream[4:8], stream[8:12]]
     assert per_source.tolist() == [4 + 4, 4]  # y's 4 tokens; x's 5 and 3 of z's in the rows
     assert docs.tolist() == [2, 1]
+
+
+def test_an_open_reader_keeps_its_shards_when_mix_rewrites_them(built_sample, tmp_path):
+    """A training run maps its shards when it starts; a stage rerun that clears and rewrites
+    the mix folder meanwhile changes nothing that run reads (the triggered run after it reads
+    the new shards)."""
+    import shutil
+
+    from pipelines.recipe import load_recipe
+    from pipelines.shards import ShardReader
+    from pipelines.store import StageStore
+
+    built = StageStore(load_recipe(built_sample).workdir).dir("mix", "_all")
+    store = StageStore(str(tmp_path))
+    shards = store.dir("mix", "_all")
+    shutil.copytree(built, shards)
+    reader = ShardReader(shards)
+    before = np.stack([reader[i] for i in range(len(reader))])
+    assert len(reader.paths) > 2
+
+    store.clear("mix")  # a rerun of mix starts: the manifest, then the folder, go
+    os.makedirs(shards)
+    originals = sorted(glob.glob(os.path.join(built, "shard-*.arrow")))
+    for path, other in zip(reader.paths, originals[1:] + originals[:1], strict=True):
+        shutil.copy(other, path)  # new files under the old names, other rows in them
+    after = ShardReader(shards)
+    assert not np.array_equal(after[0], before[0])
+    np.testing.assert_array_equal(np.stack([reader[i] for i in range(len(reader))]), before)
