@@ -3,8 +3,12 @@ which the `llama-recipe.shards.ready` event starts when a build commits new shar
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import os
+import re
+import subprocess
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -61,15 +65,80 @@ def train_recipe(
     return history, checkpoint_dir
 
 
+# The `train` command's step and summary lines (rank 0 prints them under torchrun).
+_STEP_LINE = re.compile(r"step\s+(\d+)\s+loss (\S+)\s+lr (\S+)\s+grad_norm (\S+)\s+([\d,.]+) tok/s")
+_CHECKPOINT_LINE = re.compile(r"checkpoint in (.+)$")
+
+
+def train_under_torchrun(
+    recipe_path: str,
+    nproc_per_node: int,
+    model: str | None,
+    max_steps: int | None,
+    resume: bool,
+    log: Callable[[dict[str, Any]], None],
+) -> tuple[list[dict[str, Any]], str | None]:
+    """`torchrun --standalone` running the `train` command on this machine, its output
+    followed line by line; the logged steps and the checkpoint folder."""
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        f"--nproc_per_node={nproc_per_node}",
+        "-m",
+        "flows.cli",
+        "train",
+        recipe_path,
+    ]
+    command += ["--model", model] if model else []
+    command += ["--max-steps", str(max_steps)] if max_steps else []
+    command += ["--resume"] if resume else []
+    history: list[dict[str, Any]] = []
+    checkpoint_dir = None
+    tail: collections.deque[str] = collections.deque(maxlen=40)
+    errors: list[str] = []
+    with subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1
+    ) as process:
+        assert process.stdout is not None
+        for line in process.stdout:
+            tail.append(line.rstrip())
+            if line.startswith("llama-recipe: error: "):
+                errors.append(line.rstrip().removeprefix("llama-recipe: error: "))
+            step = _STEP_LINE.search(line)
+            if step:
+                record = {
+                    "step": int(step[1]),
+                    "loss": float(step[2]),
+                    "lr": float(step[3]),
+                    "grad_norm": float(step[4]),
+                    "tokens_per_s": float(step[5].replace(",", "")),
+                }
+                history.append(record)
+                log(record)
+            elif done := _CHECKPOINT_LINE.search(line):
+                checkpoint_dir = done[1].strip()
+    if process.returncode != 0:
+        if errors:  # every rank says the same
+            raise UserError(errors[0])
+        raise RuntimeError(
+            f"torchrun exited with {process.returncode}:\n" + "\n".join(list(tail)[-15:])
+        )
+    return history, checkpoint_dir
+
+
 @flow(name="train", validate_parameters=False)
 def train_flow(
     recipe_path: str,
     model: str | None = None,
     resume: bool = False,
     max_steps: int | None = None,
+    nproc_per_node: int | None = None,
 ) -> State:
-    """Train the recipe's model on its mix shards (`model`, `max_steps`: override the
-    recipe's train section; `resume`: continue from the newest checkpoint)."""
+    """Train the recipe's model on its mix shards (`model`, `max_steps`, `nproc_per_node`:
+    override the recipe's train section; `resume`: continue from the newest checkpoint).
+    With more than one process per node the trainer runs under torchrun (FSDP2)."""
     logger = get_run_logger()
     try:
         recipe = load_recipe(recipe_path)
@@ -92,11 +161,21 @@ def train_flow(
         )
         update_progress_artifact(progress, min(100.0, 100.0 * record["step"] / total))
 
+    processes = nproc_per_node or recipe.train.nproc_per_node
     try:
-        history, checkpoint_dir = train_recipe(recipe, model, max_steps, resume, log)
+        if processes > 1:
+            logger.info("torchrun: %d processes on this machine", processes)
+            history, checkpoint_dir = train_under_torchrun(
+                recipe_path, processes, model, max_steps, resume, log
+            )
+        else:
+            history, checkpoint_dir = train_recipe(recipe, model, max_steps, resume, log)
     except UserError as exc:
         logger.error("%s", exc)
         return Failed(message=str(exc))
+    except RuntimeError as exc:
+        logger.error("%s", exc)
+        return Failed(message=f"training failed: {str(exc).splitlines()[-1]}")
     update_progress_artifact(progress, 100.0)
     if not history:
         return Completed(message=f"the checkpoint in {checkpoint_dir} is at max_steps")

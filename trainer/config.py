@@ -39,3 +39,6 @@ class TrainSettings:
     activation_checkpointing: Literal["none", "selective", "full"] = "none"
     # Per device, for MFU; None: the bf16 peak of a GPU we know (H100/H200 989, A100 312).
     peak_tflops: float | None = None
+    # Processes the `train` flow starts with torchrun on its machine (one per GPU); 1 trains in
+    # the flow's own process. The command line under torchrun does not read it.
+    nproc_per_node: int = 1

@@ -3,6 +3,7 @@ stage flows, against a real Prefect API (the test harness's local server)."""
 
 from __future__ import annotations
 
+import json
 import time
 
 import pytest
@@ -152,3 +153,38 @@ def test_train_flow_without_shards_says_so(prefect_api, tmp_path):
     assert state.is_failed()
     assert state.message == f"{tmp_path}/work/mix/_all: no mix shards yet; build the recipe first"
     assert train_flow(str(path), model="huge", return_state=True).is_failed()
+
+
+def test_train_flow_runs_torchrun_with_the_recipes_processes(prefect_api, built_sample, tmp_path):
+    """`train.nproc_per_node: 2`: the flow starts torchrun (two CPU processes, gloo, FSDP2)
+    and follows rank 0's output for its progress and loss table."""
+    import yaml
+    from prefect.artifacts import Artifact
+
+    from flows.training import train_flow
+
+    data = yaml.safe_load(built_sample.read_text())
+    data["name"] = "two-processes"
+    data["train"] = {
+        "model": "tiny",
+        "batch_size": 8,
+        "lr": 0.003,
+        "warmup_steps": 1,
+        "max_steps": 4,
+        "log_every": 1,
+        "checkpoint_dir": str(tmp_path / "checkpoints"),
+        "nproc_per_node": 2,
+    }
+    path = tmp_path / "recipe.yaml"
+    path.write_text(yaml.safe_dump(data))
+    state = train_flow(str(path), return_state=True)
+    assert state.is_completed(), state.message
+    assert state.message.endswith(f"over steps 1-4; checkpoint in {tmp_path / 'checkpoints'}")
+    losses = Artifact.get("two-processes-training-loss").data
+    assert [row["step"] for row in json.loads(losses)] == [1, 2, 3, 4]
+    assert Artifact.get("two-processes-training-progress").data == 100.0
+    assert (tmp_path / "checkpoints" / "checkpoint.pt").exists()
+    # A mistake inside the launched command comes back as its one line.
+    failed = train_flow(str(path), model="huge", nproc_per_node=2, return_state=True)
+    assert failed.is_failed()
+    assert failed.message.startswith("unknown model 'huge'")
