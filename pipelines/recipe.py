@@ -298,6 +298,14 @@ class Recipe(_Strict):
     train: TrainSettings = Field(default_factory=TrainSettings)
     orchestration: OrchestrationConfig = Field(default_factory=OrchestrationConfig)
 
+    @field_validator("name")
+    @classmethod
+    def _recipe_name(cls, name: str) -> str:
+        # It names the Prefect deployments, artifacts, events and concurrency limits.
+        if not re.fullmatch(r"[a-z0-9][a-z0-9_-]*", name):
+            raise ValueError(f"{name!r}: use lowercase letters, digits, - and _")
+        return name
+
     @field_validator("sources")
     @classmethod
     def _names(cls, sources: dict[str, SourceConfig]) -> dict[str, SourceConfig]:

@@ -235,3 +235,8 @@ def test_stage_names_in_recipes_are_the_stages():
     from pipelines.recipe import STAGES, StageName
 
     assert typing.get_args(StageName) == STAGES
+
+
+def test_recipe_name_is_usable_in_prefect_names(tmp_path):
+    with pytest.raises(RecipeError, match=r"name: Value error, 'My Build': use lowercase"):
+        load_recipe(_write(tmp_path, MINIMAL.replace("name: t", "name: My Build")))
