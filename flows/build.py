@@ -31,7 +31,7 @@ from prefect.states import Completed, Failed, State
 from prefect.task_engine import TaskRunTimeoutError
 from prefect.tasks import exponential_backoff
 
-from flows.report import mixture_rows, report_markdown, stage_rows
+from flows.report import artifact_key, mixture_rows, report_markdown, stage_rows
 from pipelines.errors import UserError
 from pipelines.recipe import (
     STAGES,
@@ -56,20 +56,19 @@ def recipe_resource(recipe: Recipe) -> dict[str, str]:
     }
 
 
+def _check_stages(selected: Sequence[str]) -> None:
+    unknown = [s for s in selected if s not in STAGES]
+    if unknown:
+        raise UserError(f"unknown stage {unknown[0]!r}; stages are {', '.join(STAGES)}")
+
+
 def stages_to_run(selected: Sequence[str] | None) -> list[str]:
     """The named stages and every stage after the earliest of them (their inputs change)."""
     if not selected:
         return list(STAGES)
-    unknown = [s for s in selected if s not in STAGES]
-    if unknown:
-        raise UserError(f"unknown stage {unknown[0]!r}; stages are {', '.join(STAGES)}")
+    _check_stages(selected)
     first = min(STAGES.index(s) for s in selected)
     return list(STAGES[first:])
-
-
-def _artifact_key(recipe: Recipe, what: str) -> str:
-    # Artifact keys allow lowercase letters, digits and dashes.
-    return f"{recipe.name}-{what}".lower().replace("_", "-")
 
 
 def _not_a_user_error(task: Any, task_run: Any, state: State) -> bool:
@@ -191,14 +190,14 @@ def _stage_flow(stage: str):
         cached = [r.source for r in results if r.status == "skipped"]
         create_table_artifact(
             stage_rows(recipe, stage, summary),
-            key=_artifact_key(recipe, stage),
+            key=artifact_key(recipe, stage),
             description=f"**{stage}**: ran for {', '.join(ran) or 'no source'}; "
             f"cached: {', '.join(cached) or 'none'}",
         )
         if stage == "mix" and ran:
             create_table_artifact(
                 mixture_rows(recipe),
-                key=_artifact_key(recipe, "mixture"),
+                key=artifact_key(recipe, "mixture"),
                 description="**mixture**: target against actual share of the tokens per source",
             )
             _emit_shards_ready(recipe, recipe_path, results[0].manifest)
@@ -218,14 +217,14 @@ def _publish_report(recipe: Recipe) -> None:
     """The data report as a Markdown artifact, written beside the data, with a link to it."""
     text = report_markdown(recipe)
     create_markdown_artifact(
-        text, key=_artifact_key(recipe, "data-report"), description="stage counts and mixture"
+        text, key=artifact_key(recipe, "data-report"), description="stage counts and mixture"
     )
     path = FileSystems.join(recipe.workdir, "REPORT.md")
     with FileSystems.create(path) as out:
         out.write(text.encode("utf-8"))
     link = path if "://" in path else f"file://{path}"
     create_link_artifact(
-        link, link_text=path, key=_artifact_key(recipe, "report-file"), description="data report"
+        link, link_text=path, key=artifact_key(recipe, "report-file"), description="data report"
     )
 
 
@@ -239,7 +238,7 @@ def _run_stages(
     total = sum(len(sources) if STAGE_CLASSES[s].per_source else 1 for s, sources, _ in plan)
     progress = create_progress_artifact(
         0.0,
-        key=_artifact_key(recipe, "progress"),
+        key=artifact_key(recipe, "progress"),
         description=f"{recipe.name}: stages and sources done, of {total}",
     )
     done = 0
@@ -316,8 +315,7 @@ def rerun_stage(
     those after it rerun where their input is new."""
     try:
         recipe = load_recipe(recipe_path)
-        if stage not in STAGES:
-            raise UserError(f"unknown stage {stage!r}; stages are {', '.join(STAGES)}")
+        _check_stages([stage])
         chosen = _check_sources(recipe, sources)
     except UserError as exc:
         return Failed(message=str(exc))

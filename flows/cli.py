@@ -163,19 +163,15 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from flows.training import train_recipe
+    from flows.training import step_line, train_recipe
 
     recipe = load_recipe(args.recipe)
-
-    def log(record: dict) -> None:
-        print(
-            f"step {record['step']:>5}  loss {record['loss']:.4f}  lr {record['lr']:.2e}  "
-            f"grad_norm {record['grad_norm']:.2f}  {record['tokens_per_s']:,.0f} tok/s",
-            flush=True,
-        )
-
     history, checkpoint_dir = train_recipe(
-        recipe, args.model, args.max_steps, resume=args.resume, log=log
+        recipe,
+        args.model,
+        args.max_steps,
+        resume=args.resume,
+        log=lambda record: print(step_line(record), flush=True),
     )
     if not history:
         print(f"nothing to do: the checkpoint in {checkpoint_dir} is at train.max_steps")

@@ -113,6 +113,11 @@ def print_report(recipe: Recipe, console: Console | None = None) -> None:
 # The same facts as rows and Markdown, for Prefect artifacts and the report file beside the data.
 
 
+def artifact_key(recipe: Recipe, what: str) -> str:
+    """A Prefect artifact key (lowercase letters, digits, dashes) for one of a recipe's tables."""
+    return f"{recipe.name}-{what}".replace("_", "-")  # recipe names are already lowercase
+
+
 def _reasons(manifest: dict[str, Any]) -> str:
     reasons = sorted(manifest.get("rejected_by_reason", {}).items(), key=lambda kv: -kv[1])
     return ", ".join(f"{reason}: {n}" for reason, n in reasons)

@@ -21,6 +21,7 @@ from prefect.artifacts import (
 )
 from prefect.states import Completed, Failed, State
 
+from flows.report import artifact_key
 from pipelines.errors import UserError
 from pipelines.recipe import Recipe, is_uri, load_recipe
 from pipelines.store import MANIFEST
@@ -65,7 +66,15 @@ def train_recipe(
     return history, checkpoint_dir
 
 
-# The `train` command's step and summary lines (rank 0 prints them under torchrun).
+def step_line(record: dict[str, Any]) -> str:
+    """One training step as the `train` command prints it and the train flow logs it."""
+    return (
+        f"step {record['step']:>5}  loss {record['loss']:.4f}  lr {record['lr']:.2e}  "
+        f"grad_norm {record['grad_norm']:.2f}  {record['tokens_per_s']:,.0f} tok/s"
+    )
+
+
+# The `train` command's step and summary lines read back (rank 0 prints them under torchrun).
 _STEP_LINE = re.compile(r"step\s+(\d+)\s+loss (\S+)\s+lr (\S+)\s+grad_norm (\S+)\s+([\d,.]+) tok/s")
 _CHECKPOINT_LINE = re.compile(r"checkpoint in (.+)$")
 
@@ -144,21 +153,13 @@ def train_flow(
         recipe = load_recipe(recipe_path)
     except UserError as exc:
         return Failed(message=str(exc))
-    key = recipe.name.lower().replace("_", "-")
     total = max_steps or recipe.train.max_steps
     progress = create_progress_artifact(
-        0.0, key=f"{key}-training-progress", description=f"{recipe.name}: steps done"
+        0.0, key=artifact_key(recipe, "training-progress"), description=f"{recipe.name}: steps done"
     )
 
     def log(record: dict[str, Any]) -> None:
-        logger.info(
-            "step %d  loss %.4f  lr %.2e  grad_norm %.2f  %s tok/s",
-            record["step"],
-            record["loss"],
-            record["lr"],
-            record["grad_norm"],
-            f"{record['tokens_per_s']:,.0f}",
-        )
+        logger.info("%s", step_line(record))
         update_progress_artifact(progress, min(100.0, 100.0 * record["step"] / total))
 
     processes = nproc_per_node or recipe.train.nproc_per_node
@@ -185,7 +186,7 @@ def train_flow(
             {k: r[k] for k in ("step", "loss", "lr", "grad_norm", "tokens_per_s")}
             for r in history[::every] + ([history[-1]] if (len(history) - 1) % every else [])
         ],
-        key=f"{key}-training-loss",
+        key=artifact_key(recipe, "training-loss"),
         description=f"**{recipe.name}**: loss per step",
     )
     summary = (
@@ -194,7 +195,7 @@ def train_flow(
     )
     create_markdown_artifact(
         f"### {recipe.name}: training\n\n{summary}\n",
-        key=f"{key}-training",
+        key=artifact_key(recipe, "training"),
         description="training summary",
     )
     return Completed(message=summary, data=history)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 from pathlib import Path
 
 import pytest
@@ -64,6 +65,37 @@ def built_sample(tmp_path_factory, lid_model_path: str) -> Path:
     for stage in STAGES:
         run_stage(STAGE_CLASSES[stage](), ctx, list(recipe.sources))
     return path
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def prefect_api() -> str:
+    """A real Prefect API (the test harness's local server) for one test module; its URL."""
+    from prefect.settings import PREFECT_API_URL
+    from prefect.testing.utilities import prefect_test_harness
+
+    import flows  # noqa: F401  (sets the start-up timeout before Prefect is imported)
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield PREFECT_API_URL.value()
+
+
+def stage_subflows(client, flow_run_id) -> dict[str, object]:
+    """The stage subflow runs of a build or rerun-stage run, by flow (stage) name."""
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterParentFlowRunId
+
+    runs = client.read_flow_runs(
+        flow_run_filter=FlowRunFilter(
+            parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=[flow_run_id])
+        )
+    )
+    return {client.read_flow(run.flow_id).name: run for run in runs}
 
 
 os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "90")

@@ -15,17 +15,6 @@ from tests.conftest import RECIPES, write_recipe
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 
 
-@pytest.fixture(scope="module")
-def prefect_api():
-    from prefect.settings import PREFECT_API_URL
-    from prefect.testing.utilities import prefect_test_harness
-
-    import flows  # noqa: F401  (sets the start-up timeout before Prefect is imported)
-
-    with prefect_test_harness(server_startup_timeout=120):
-        yield PREFECT_API_URL.value()
-
-
 def statuses(state):
     return {(r["stage"], r["source"]): r["status"] for r in state.result()}
 

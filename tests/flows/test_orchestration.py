@@ -10,19 +10,9 @@ import pytest
 
 from pipelines.errors import InputError
 from pipelines.recipe import STAGES
-from tests.conftest import write_recipe
+from tests.conftest import stage_subflows, write_recipe
 
 pytestmark = [pytest.mark.integration]
-
-
-@pytest.fixture(scope="module")
-def prefect_api():
-    from prefect.testing.utilities import prefect_test_harness
-
-    import flows  # noqa: F401  (sets the start-up timeout before Prefect is imported)
-
-    with prefect_test_harness(server_startup_timeout=120):
-        yield
 
 
 def extract_flow(path, **kwargs):
@@ -120,7 +110,6 @@ def test_heavy_stages_hold_a_global_concurrency_slot(prefect_api, tmp_path, lid_
 def test_a_build_with_nothing_to_do_shows_every_stage_cached(prefect_api, tmp_path, lid_model_path):
     from prefect.artifacts import Artifact
     from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterParentFlowRunId
 
     from flows.build import build
 
@@ -129,15 +118,9 @@ def test_a_build_with_nothing_to_do_shows_every_stage_cached(prefect_api, tmp_pa
     again = build(str(path), return_state=True)
     assert again.message == "everything was up to date"
     with get_client(sync_client=True) as client:
-        runs = client.read_flow_runs(
-            flow_run_filter=FlowRunFilter(
-                parent_flow_run_id=FlowRunFilterParentFlowRunId(
-                    any_=[again.state_details.flow_run_id]
-                )
-            )
-        )
-        assert sorted(client.read_flow(r.flow_id).name for r in runs) == sorted(STAGES)
-        assert {r.state.name for r in runs} == {"Cached"}
+        runs = stage_subflows(client, again.state_details.flow_run_id)
+        assert sorted(runs) == sorted(STAGES)
+        assert {r.state.name for r in runs.values()} == {"Cached"}
         # Builds of one recipe take turns on its workdir.
         workdir = client.read_global_concurrency_limit_by_name("llama-recipe-sample-workdir")
         assert (workdir.limit, workdir.active_slots) == (1, 0)

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from pipelines.recipe import STAGES
-from tests.conftest import ROOT, write_recipe
+from tests.conftest import ROOT, free_port, stage_subflows, write_recipe
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 
@@ -39,12 +39,6 @@ class Served:
     api_url: str
     recipe: Path
     log: Path
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @contextmanager
@@ -85,7 +79,7 @@ def served(tmp_path_factory, lid_model_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_API")}
     env["PREFECT_HOME"] = str(directory / "prefect")
     log = directory / "serve.log"
-    port = _free_port()
+    port = free_port()
     command = [sys.executable, "-m", "flows.cli", "serve", str(recipe), "--port", str(port)]
     with background(command, log, env) as process:
         deadline = time.monotonic() + 240
@@ -96,7 +90,7 @@ def served(tmp_path_factory, lid_model_path):
         ui_url = re.search(r"Prefect UI: (\S+)", log.read_text()).group(1)
         assert ui_url == f"http://127.0.0.1:{port}"
         served = Served(ui_url, f"{ui_url}/api", recipe, log)
-        with prefect_api(served) as client:
+        with served_api(served) as client:
             while len(client.read_deployments()) < 10:
                 assert time.monotonic() < deadline, log.read_text()[-3000:]
                 time.sleep(0.5)
@@ -109,25 +103,13 @@ def served(tmp_path_factory, lid_model_path):
 
 
 @contextmanager
-def prefect_api(served: Served):
+def served_api(served: Served):
     from prefect.client.orchestration import get_client
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
     with temporary_settings({PREFECT_API_URL: served.api_url}):
         with get_client(sync_client=True) as client:
             yield client
-
-
-def subflows(client, flow_run_id) -> dict[str, object]:
-    """The stage subflow runs of a run, by flow name."""
-    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterParentFlowRunId
-
-    runs = client.read_flow_runs(
-        flow_run_filter=FlowRunFilter(
-            parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=[flow_run_id])
-        )
-    )
-    return {client.read_flow(run.flow_id).name: run for run in runs}
 
 
 def train_runs(client, recipe_name: str = "sample") -> list:
@@ -268,14 +250,14 @@ def test_build_deployment_then_training_starts_by_itself(served, ui):
     training starts by itself."""
     from prefect.deployments import run_deployment
 
-    with prefect_api(served) as client:
+    with served_api(served) as client:
         if ui is not None:
             run = flow_run_named(client, run_from_ui(ui, served, "build", "sample"))
             assert subflow_states_in_ui(ui) == {stage: "Completed" for stage in STAGES}
         else:
             run = run_deployment("build/sample", timeout=900, poll_interval=2, _sync=True)
         assert run.state.is_completed(), run.state.message
-        stages = subflows(client, run.id)
+        stages = stage_subflows(client, run.id)
         assert set(stages) == set(STAGES)
         assert {r.state.name for r in stages.values()} == {"Completed"}  # a fresh build: all ran
 
@@ -311,7 +293,7 @@ def test_build_deployment_then_training_starts_by_itself(served, ui):
 def test_rerunning_one_stage_reruns_it_and_what_depends_on_it(served):
     from prefect.deployments import run_deployment
 
-    with prefect_api(served) as client:
+    with served_api(served) as client:
         trained = len(train_runs(client))
         run = run_deployment(
             "rerun-stage/sample-quality",
@@ -321,7 +303,7 @@ def test_rerunning_one_stage_reruns_it_and_what_depends_on_it(served):
             _sync=True,  # the browser's event loop shares this thread
         )
         assert run.state.is_completed(), run.state.message
-        stages = subflows(client, run.id)
+        stages = stage_subflows(client, run.id)
         before = STAGES[: STAGES.index("quality")]
         for stage in before:
             assert stages[stage].state.name == "Cached", stage
@@ -343,7 +325,7 @@ def test_the_ui_reruns_a_stage_and_the_others_show_cached(served, ui):
         pytest.skip("Debian's chromium is not installed (.ci/run installs it)")
     from playwright.sync_api import expect
 
-    with prefect_api(served) as client:
+    with served_api(served) as client:
         trained = len(train_runs(client))
     ui.goto(f"{served.ui_url}/deployments")
     for name in ("sample-tokenize", "sample-quality", "sample-mix"):
@@ -354,7 +336,7 @@ def test_the_ui_reruns_a_stage_and_the_others_show_cached(served, ui):
         "tokenize": "Completed",
         "mix": "Completed",
     }
-    with prefect_api(served) as client:
+    with served_api(served) as client:
         # Let the training these shards started finish before the server goes away.
         assert wait_for_training(client, trained + 1, served).state.is_completed()
 
@@ -391,11 +373,11 @@ def test_deployed_to_a_process_work_pool_a_worker_runs_them(served, tmp_path):
     log = tmp_path / "worker.log"
     worker = [prefect, "worker", "start", "--pool", "llama"]
     with background(worker, log, env, tmp_path, stop=signal.SIGINT):
-        with prefect_api(served) as client:
+        with served_api(served) as client:
             assert client.read_deployment_by_name("build/pooled").work_pool_name == "llama"
             run = run_deployment("rerun-stage/pooled-mix", timeout=900, poll_interval=2, _sync=True)
             assert run.state.is_completed(), (run.state.message, log.read_text()[-3000:])
-            assert {r.state.name for r in subflows(client, run.id).values()} == {"Completed"}
+            assert {r.state.name for r in stage_subflows(client, run.id).values()} == {"Completed"}
             train = wait_for_training(client, 1, served, recipe_name="pooled")
             assert train.state.is_completed(), log.read_text()[-3000:]
             assert train.work_pool_name == "llama"

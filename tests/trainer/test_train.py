@@ -4,7 +4,6 @@ and data positions that survive a change of world size."""
 import dataclasses
 import json
 import os
-import socket
 import subprocess
 import sys
 
@@ -14,7 +13,7 @@ import pytest
 from pipelines.recipe import load_recipe
 from pipelines.shards import ShardReader
 from pipelines.store import StageStore
-from tests.conftest import ROOT
+from tests.conftest import ROOT, free_port
 from trainer.config import TrainSettings
 from trainer.data import batch_for, rank_slice
 from trainer.train import train
@@ -61,12 +60,6 @@ def test_each_global_batch_is_read_once_whatever_the_world_size(shards):
         assert np.array_equal(np.concatenate(parts), batch_for(reader, 16, 8).numpy())
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 RUNNER = """
 import json, sys
 from trainer.config import TrainSettings
@@ -94,7 +87,7 @@ def torchrun(tmp_path, processes, shards, checkpoints, resume=False, stop_after=
         "torch.distributed.run",
         f"--nproc_per_node={processes}",
         "--master_addr=127.0.0.1",
-        f"--master_port={_free_port()}",
+        f"--master_port={free_port()}",
         str(script),
         json.dumps(dataclasses.asdict(SETTINGS)),
         shards,
