@@ -95,6 +95,9 @@ def train_under_torchrun(
         "torch.distributed.run",
         "--standalone",
         f"--nproc_per_node={nproc_per_node}",
+        # Only rank 0's output: every rank prints the summary and any error, and lines from
+        # several processes on one pipe can run into each other.
+        "--local-ranks-filter=0",
         "-m",
         "flows.cli",
         "train",
@@ -129,7 +132,7 @@ def train_under_torchrun(
             elif done := _CHECKPOINT_LINE.search(line):
                 checkpoint_dir = done[1].strip()
     if process.returncode != 0:
-        if errors:  # every rank says the same
+        if errors:
             raise UserError(errors[0])
         raise RuntimeError(
             f"torchrun exited with {process.returncode}:\n" + "\n".join(list(tail)[-15:])
