@@ -95,10 +95,12 @@ def input_warnings(recipe: Recipe) -> list[str]:
     for source in recipe.sources:
         manifest = store.read_manifest("extract", source) or {}
         for problem in manifest.get("file_problems", []):
-            lines.append(
-                f"{source}: {problem['detail']} ({problem['reason']}; what came "
-                "before the damage was kept)"
+            kept = (
+                "the records around it were kept"
+                if problem["reason"] == "extract:damaged_record"
+                else "what came before the damage was kept"
             )
+            lines.append(f"{source}: {problem['detail']} ({problem['reason']}; {kept})")
     return lines
 
 

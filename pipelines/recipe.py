@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import re
 from pathlib import Path
@@ -420,6 +421,23 @@ def _format_error(err: dict[str, Any]) -> str:
     return f"{where}: {err['msg']}"
 
 
+def _non_finite(value: Any, where: str = "") -> str | None:
+    """The key path of the first infinite or NaN number in loaded YAML, or None."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return where or "(top level)"
+    if isinstance(value, dict):
+        items = value.items()
+    elif isinstance(value, list):
+        items = enumerate(value)
+    else:
+        return None
+    for key, item in items:
+        found = _non_finite(item, f"{where}.{key}" if where else str(key))
+        if found:
+            return found
+    return None
+
+
 def load_recipe(path: str | os.PathLike[str]) -> Recipe:
     """Read and validate a recipe; raise RecipeError naming the file and the bad key."""
     recipe_path = Path(path)
@@ -434,6 +452,10 @@ def load_recipe(path: str | os.PathLike[str]) -> Recipe:
         raise RecipeError(f"{recipe_path}:{where} not valid YAML ({problem})") from None
     if not isinstance(data, dict):
         raise RecipeError(f"{recipe_path}: a recipe is a YAML mapping of keys to values")
+    # YAML reads `.inf` and `.nan` as numbers; no setting of a recipe means either.
+    where = _non_finite(data)
+    if where:
+        raise RecipeError(f"{recipe_path}: {where}: must be a finite number")
     try:
         recipe = Recipe.model_validate(data)
     except ValidationError as exc:

@@ -114,13 +114,14 @@ def reject_reasons(pattern: str) -> dict[str, int]:
 
 
 def file_problems(pattern: str) -> list[tuple[str, str]]:
-    """(reason, detail) of the rejects that stand for a whole input file (origin `<name>#file`)."""
+    """(reason, detail) of the rejects that stand for an input file or a damaged part of one
+    (origin `<name>#file`, or `<name>#file@<offset>`)."""
     problems = []
     for path in match_files(pattern):
         with FileSystems.open(path) as fh:
             table = pq.read_table(fh, columns=["origin", "reason", "detail"])
         for row in table.to_pylist():
-            if (row["origin"] or "").endswith("#file"):
+            if "#file" in (row["origin"] or ""):
                 problems.append((row["reason"], row["detail"] or ""))
     return sorted(problems)
 

@@ -30,6 +30,7 @@ class Rejected:
     row: dict[str, Any]
     reason: str
     detail: str | None = None
+    skipped_bytes: int = 0  # damaged input bytes this rejection stands for (not a document)
 
 
 @dataclass

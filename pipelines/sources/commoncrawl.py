@@ -6,6 +6,7 @@ trafilatura at ~24x the speed (see ENVIRONMENT.md), which matters at CommonCrawl
 
 from __future__ import annotations
 
+import io
 from collections.abc import Callable, Iterator
 from typing import BinaryIO
 
@@ -13,26 +14,23 @@ from resiliparse.extract.html2text import extract_plain_text
 from resiliparse.parse.encoding import bytes_to_str, detect_encoding
 from warcio.archiveiterator import ArchiveIterator
 from warcio.recordloader import ArcWarcRecord
+from warcio.statusandheaders import StatusAndHeadersParser
 
 from pipelines.document import make_document
 from pipelines.recipe import ExtractConfig
 from pipelines.sources.base import (
     Record,
     Rejected,
+    base_name,
     decode_text,
     file_rejection,
     read_capped,
     register,
 )
+from pipelines.sources.warc_records import Damage, Framed, Oversized, escaped, frame_records
 
-
-def _truncated(record: ArcWarcRecord) -> bool:
-    """A record cut short: no headers at all, or less content than its Content-Length."""
-    return record.rec_type is None or getattr(record.raw_stream, "limit", 0) > 0
-
-
-def _truncation(path: str, source: str) -> Rejected:
-    return file_rejection(path, source, "extract:damaged_file", "truncated WARC record")
+# Room for the WARC and HTTP headers around a document's bytes.
+_HEADER_ALLOWANCE = 1 << 20
 
 
 def _crawl_id(warcinfo_payload: bytes) -> str | None:
@@ -41,6 +39,35 @@ def _crawl_id(warcinfo_payload: bytes) -> str | None:
         if key.strip() == "isPartOf":
             return value.strip()
     return None
+
+
+def _error_text(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {escaped(str(exc).encode(), 200)}"
+
+
+def _damage(name: str, source: str, item: Damage) -> Rejected:
+    reason = "extract:damaged_file" if item.at_end else "extract:damaged_record"
+    doc = make_document(source, f"{name}#file@{item.offset}", "")
+    detail = f"{name}: {item.what}; {item.skipped_bytes} bytes skipped at byte {item.offset}"
+    return Rejected(doc, reason, detail, skipped_bytes=item.skipped_bytes)
+
+
+def _document(
+    source: str, name: str, offset: int, headers, crawl_id: str | None
+) -> dict | Rejected:
+    """The document a record stands for (text still empty), from its WARC headers."""
+    record_id = headers.get_header("WARC-Record-ID")
+    url = headers.get_header("WARC-Target-URI")
+    if not record_id and not url:
+        doc = make_document(source, f"{name}@{offset}", "")
+        return Rejected(doc, "extract:incomplete_record", "no WARC-Record-ID or WARC-Target-URI")
+    meta = {"crawl": crawl_id, "warc_record_id": record_id}
+    language = headers.get_header("WARC-Identified-Content-Language")
+    if language:
+        meta["cc_languages"] = language
+    return make_document(
+        source, record_id or url, "", url=url, timestamp=headers.get_header("WARC-Date"), meta=meta
+    )
 
 
 def _warc_documents(
@@ -52,44 +79,82 @@ def _warc_documents(
     to_text: Callable[[bytes], str],
     refuse: Callable[[ArcWarcRecord], tuple[str, str] | None] = lambda record: None,
 ) -> Iterator[Record]:
-    """One document per `record_type` record: URL, date and the crawl id kept; a record too
-    large, refused, or cut short is recorded instead."""
+    """One document per `record_type` record: URL, date and the crawl id kept. A record too
+    large, refused or malformed is recorded instead; damaged bytes are skipped up to the next
+    readable record and recorded with their count."""
+    name = base_name(path)
     crawl_id = None
-    for record in ArchiveIterator(fh):
-        if record.rec_type is None:
-            yield _truncation(path, source)
-            return
+    first_damage = None  # held back: if nothing but damage follows, the file is not a WARC
+    for item in frame_records(fh, limits.max_document_bytes + _HEADER_ALLOWANCE):
+        if first_damage is not None:
+            yield _damage(name, source, first_damage)
+            first_damage = None
+        if isinstance(item, Damage):
+            if item.offset == 0 and not item.at_end:
+                first_damage = item
+            else:
+                yield _damage(name, source, item)
+            continue
+        if isinstance(item, Oversized):
+            headers = StatusAndHeadersParser(["WARC/1.0", "WARC/1.1", "WARC/0.17", "WARC/0.18"])
+            try:
+                parsed = headers.parse(io.BytesIO(item.header))
+            except Exception as exc:  # noqa: BLE001 (a header that does not parse is damage)
+                yield _damage(name, source, Damage(item.offset, len(item.header), str(exc)))
+                continue
+            if parsed.get_header("WARC-Type") == record_type:
+                doc = _document(source, name, item.offset, parsed, crawl_id)
+                if isinstance(doc, Rejected):
+                    yield doc
+                else:
+                    why = f"{item.content_length} bytes (limit {limits.max_document_bytes})"
+                    yield Rejected(doc, "extract:too_large", why)
+            continue
+        try:
+            record = next(iter(ArchiveIterator(io.BytesIO(item.data))))
+        except Exception as exc:  # noqa: BLE001 (anything warcio cannot parse is one bad record)
+            doc = make_document(source, f"{name}@{item.offset}", "")
+            detail = f"{name}: byte {item.offset}: {_error_text(exc)}"
+            yield Rejected(doc, "extract:damaged_record", detail)
+            continue
         if record.rec_type == "warcinfo":
             crawl_id = _crawl_id(record.content_stream().read())
             continue
         if record.rec_type != record_type:
             continue
-        headers = record.rec_headers
-        meta = {"crawl": crawl_id, "warc_record_id": headers.get_header("WARC-Record-ID")}
-        language = headers.get_header("WARC-Identified-Content-Language")
-        if language:
-            meta["cc_languages"] = language
-        doc = make_document(
-            source,
-            headers.get_header("WARC-Record-ID") or headers.get_header("WARC-Target-URI"),
-            "",
-            url=headers.get_header("WARC-Target-URI"),
-            timestamp=headers.get_header("WARC-Date"),
-            meta=meta,
-        )
+        yield _record_document(source, name, item, record, limits, to_text, refuse, crawl_id)
+    if first_damage is not None:
+        what = f"no WARC record in {first_damage.skipped_bytes} bytes ({first_damage.what})"
+        rejection = file_rejection(path, source, "extract:wrong_format", what)
+        rejection.skipped_bytes = first_damage.skipped_bytes
+        yield rejection
+
+
+def _record_document(
+    source: str,
+    name: str,
+    item: Framed,
+    record: ArcWarcRecord,
+    limits: ExtractConfig,
+    to_text: Callable[[bytes], str],
+    refuse: Callable[[ArcWarcRecord], tuple[str, str] | None],
+    crawl_id: str | None,
+) -> Record:
+    doc = _document(source, name, item.offset, record.rec_headers, crawl_id)
+    if isinstance(doc, Rejected):
+        return doc
+    try:
         refusal = refuse(record)
         if refusal is not None:
-            yield Rejected(doc, *refusal)
-            continue
+            return Rejected(doc, *refusal)
         body = read_capped(record.content_stream(), limits.max_document_bytes)
         if body is None:
-            yield Rejected(doc, "extract:too_large", f"over {limits.max_document_bytes} bytes")
-            continue
-        if _truncated(record):
-            yield _truncation(path, source)
-            return
+            return Rejected(doc, "extract:too_large", f"over {limits.max_document_bytes} bytes")
         doc["text"] = to_text(body)
-        yield doc
+    except Exception as exc:  # noqa: BLE001 (a payload that does not decode is one bad record)
+        detail = f"byte {item.offset}: {_error_text(exc)}"
+        return Rejected(doc, "extract:damaged_record", detail)
+    return doc
 
 
 def _html_to_text(body: bytes) -> str:
@@ -116,6 +181,6 @@ def read_warc(path: str, source: str, fh: BinaryIO, limits: ExtractConfig) -> It
     return _warc_documents(path, source, fh, limits, "response", _html_to_text, _not_html)
 
 
-# warcio reads gzip member by member itself, which is how WARC files are compressed.
+# WARC files are gzipped record by record: the framing inflates member by member itself.
 read_wet.decompresses = True  # type: ignore[attr-defined]
 read_warc.decompresses = True  # type: ignore[attr-defined]

@@ -24,7 +24,7 @@ from pipelines.sources.base import (
     register,
     safe_member_problem,
 )
-from pipelines.sources.jsonl import read_json_lines, text_field
+from pipelines.sources.jsonl import read_json_lines, string_field, with_text
 
 # Files worth training on: source code and the text that documents it.
 CODE_SUFFIXES = frozenset(
@@ -51,11 +51,14 @@ def code_document(
 
 def _read_rows(path: str, source: str, fh: BinaryIO, limits: ExtractConfig) -> Iterator[Record]:
     def to_document(origin: str, obj: dict[str, Any]) -> Record:
-        repo, file_path = obj.get("repo_name") or "", obj.get("path") or ""
+        repo, file_path = string_field(obj, "repo_name") or "", string_field(obj, "path") or ""
         if repo and file_path:
             origin = f"{repo}/{file_path}"
+        checked = with_text(make_document(source, origin, "", title=file_path), obj, "content")
+        if isinstance(checked, Rejected):
+            return checked
         return code_document(
-            source, origin, repo, file_path, text_field(obj, "content"), obj.get("license")
+            source, origin, repo, file_path, checked["text"], string_field(obj, "license")
         )
 
     return read_json_lines(path, source, fh, limits, to_document)

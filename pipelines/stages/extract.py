@@ -131,7 +131,7 @@ class RouteRecords(beam.DoFn):
         records = read_file(path, self.source, READERS[self.fmt], self.limits)
         if self.licenses is not None:
             records = (self.check_license(r) for r in records)
-        yield from route(records, self.limits)
+        yield from route(records, self.limits, f"extract/{self.source}")
 
     def check_license(self, record: Any) -> Any:
         if isinstance(record, dict):
@@ -157,11 +157,15 @@ def document_problem(doc: dict[str, Any], limits: ExtractConfig) -> tuple[str, s
     return None
 
 
-def route(records, limits: ExtractConfig) -> Iterator[Any]:
+def route(records, limits: ExtractConfig, namespace: str | None = None) -> Iterator[Any]:
+    """Documents to the main output, rejections and partial records to theirs; the damaged
+    input bytes that rejections stand for are counted (`skipped_bytes` in the manifest)."""
     for record in records:
         if isinstance(record, Partial):
             yield beam.pvalue.TaggedOutput(PARTIALS, (record.key, record.value))
         elif isinstance(record, Rejected):
+            if record.skipped_bytes and namespace:
+                beam.metrics.Metrics.counter(namespace, "skipped_bytes").inc(record.skipped_bytes)
             yield beam.pvalue.TaggedOutput(
                 REJECTS, with_rejection(record.row, record.reason, record.detail)
             )

@@ -190,7 +190,7 @@ def test_unsafe_members_in_an_arxiv_submission(tmp_path):
 
 def test_decompression_bomb_is_stopped(tmp_path):
     path = tmp_path / "bomb.json.gz"
-    path.write_bytes(gzip.compress(b"\0" * 20_000_000))  # 20 MB of zeros in ~20 KB
+    path.write_bytes(gzip.compress(b" " * 20_000_000))  # 20 MB of spaces in ~20 KB
     limits = ExtractConfig(compression_check_after_bytes=1_000_000, max_compression_ratio=100)
     docs, (reject,), _ = read("c4", path, limits)
     assert reject.reason == "extract:too_large" and "decompression bomb" in reject.detail
@@ -237,3 +237,126 @@ def test_a_huge_document_inside_a_warc_record():
     wet = next((SAMPLES / "commoncrawl").glob("*.wet.gz"))
     docs, rejects, _ = read("wet", wet, limits)
     assert docs and rejects and {r.reason for r in rejects} == {"extract:too_large"}
+
+
+def _sample_wet() -> bytes:
+    return next((SAMPLES / "commoncrawl").glob("*.wet.gz")).read_bytes()
+
+
+def _members(data: bytes) -> list[bytes]:
+    """The gzip members of a per-record gzipped WARC, as bytes."""
+    import zlib
+
+    members, position = [], 0
+    while position < len(data):
+        inflater = zlib.decompressobj(31)
+        inflater.decompress(data[position:])
+        end = len(data) - len(inflater.unused_data)
+        members.append(data[position:end])
+        position = end
+    return members
+
+
+def test_a_record_without_id_or_uri_is_one_reject_and_the_file_goes_on(tmp_path):
+    members = _members(_sample_wet())
+    record = gzip.decompress(members[5])
+    for header in (b"WARC-Record-ID", b"WARC-Target-URI"):
+        start = record.index(header)
+        record = record[:start] + record[record.index(b"\r\n", start) + 2 :]
+    path = tmp_path / "no-ids.warc.wet.gz"
+    path.write_bytes(b"".join(members[:5]) + gzip.compress(record) + b"".join(members[6:]))
+    docs, rejects, _ = read("wet", path)
+    assert len(docs) == len(members) - 2  # the warcinfo record and the broken one
+    (reject,) = rejects
+    assert reject.reason == "extract:incomplete_record"
+    assert reject.detail == "no WARC-Record-ID or WARC-Target-URI"
+
+
+@pytest.mark.parametrize("compressed", [True, False])
+def test_garbage_inside_a_warc_is_skipped_counted_and_escaped(tmp_path, compressed):
+    data = _sample_wet()
+    members = _members(data)
+    garbage = bytes(range(256)) * 8 + b"\x1b[2J\x00"  # binary, a terminal escape, a NUL
+    if compressed:
+        damaged = b"".join(members[:40]) + garbage + b"".join(members[40:])
+        # A member whose middle was overwritten does not inflate.
+        broken = members[60][:40] + b"\xff" * 64 + members[60][104:]
+        damaged = damaged.replace(members[60], broken)
+        path = tmp_path / "damaged.warc.wet.gz"
+    else:
+        raw = [gzip.decompress(m) for m in members]
+        damaged = b"".join(raw[:40]) + garbage + b"".join(raw[40:])
+        path = tmp_path / "damaged.warc.wet"
+    path.write_bytes(damaged)
+    docs, rejects, _ = read("wet", path)
+    clean_ids = {d["id"] for d in read_wet_ids(data, tmp_path)}
+    kept_ids = {d["id"] for d in docs}
+    # Every record after the damage is read; only the overwritten one is lost.
+    lost = 1 if compressed else 0
+    assert len(kept_ids) == len(clean_ids) - lost and kept_ids <= clean_ids
+    assert {r.reason for r in rejects} == {"extract:damaged_record"}
+    assert len(rejects) == 1 + lost
+    assert sum(r.skipped_bytes for r in rejects) >= len(garbage)
+    for reject in rejects:
+        assert reject.detail.isprintable() and "\x1b" not in reject.detail
+        assert "bytes skipped at byte" in reject.detail
+
+
+def read_wet_ids(data: bytes, tmp_path) -> list[dict]:
+    path = tmp_path / "clean.warc.wet.gz"
+    path.write_bytes(data)
+    return read("wet", path)[0]
+
+
+@pytest.mark.parametrize("fmt, name", [("wet", "random.warc.wet.gz"), ("warc", "random.warc")])
+def test_random_bytes_are_not_a_warc_file(tmp_path, fmt, name):
+    import random
+
+    data = random.Random(1).randbytes(50_000)
+    path = tmp_path / name
+    path.write_bytes(gzip.compress(data) if name.endswith(".gz") else data)
+    docs, (reject,), _ = read(fmt, path)
+    assert not docs
+    assert reject.reason == "extract:wrong_format" and "no WARC record" in reject.detail
+    assert reject.skipped_bytes > 0
+
+
+@pytest.mark.parametrize(
+    "line, reason, detail",
+    [
+        ('{"text": 42}', "extract:wrong_type", "`text` is a number, not a string"),
+        ('{"text": ["a", "b"]}', "extract:wrong_type", "`text` is a list, not a string"),
+        ('{"text": {"a": 1}}', "extract:wrong_type", "`text` is an object, not a string"),
+        ('{"text": null}', "extract:missing_field", "no `text` field"),
+        ('{"body": "x"}', "extract:missing_field", "no `text` field"),
+        ("[1, 2]", "extract:bad_json", "a list, not an object"),
+        ("[" * 100_000, "extract:bad_json", None),
+    ],
+)
+def test_json_lines_of_the_wrong_shape_get_their_own_reason(tmp_path, line, reason, detail):
+    path = tmp_path / "shapes.jsonl"
+    path.write_text(json.dumps({"text": "a good line", "url": 7}) + "\n" + line + "\n")
+    docs, (reject,), _ = read("jsonl", path)
+    assert [d["text"] for d in docs] == ["a good line"] and docs[0]["url"] is None
+    assert reject.reason == reason
+    assert detail is None or reject.detail == detail
+
+
+def test_c4_fields_of_the_wrong_type(tmp_path):
+    path = tmp_path / "c4-types.json.gz"
+    rows = [{"text": "fine", "url": ["not", "a", "url"], "timestamp": 5}, {"text": 3.5}]
+    path.write_bytes(gzip.compress("".join(json.dumps(r) + "\n" for r in rows).encode()))
+    docs, (reject,), _ = read("c4", path)
+    assert docs[0]["url"] is None and docs[0]["timestamp"] is None
+    assert reject.reason == "extract:wrong_type"
+
+
+def test_a_gzip_of_random_bytes_is_one_damaged_file_not_many_bad_lines(tmp_path):
+    import random
+
+    path = tmp_path / "c4-random.json.gz"
+    path.write_bytes(gzip.compress(random.Random(0).randbytes(200_000)))
+    docs, rejects, _ = read("c4", path)
+    assert not docs
+    assert [r.reason for r in rejects] == ["extract:wrong_format"]
+    assert rejects[0].detail.startswith("c4-random.json.gz: not JSON Lines")

@@ -240,3 +240,21 @@ def test_stage_names_in_recipes_are_the_stages():
 def test_recipe_name_is_usable_in_prefect_names(tmp_path):
     with pytest.raises(RecipeError, match=r"name: Value error, 'My Build': use lowercase"):
         load_recipe(_write(tmp_path, MINIMAL.replace("name: t", "name: My Build")))
+
+
+@pytest.mark.parametrize(
+    "before, after, where",
+    [
+        ("weight: 1", "weight: .inf", "sources.c4.weight"),
+        ("weight: 1", "weight: .nan", "sources.c4.weight"),
+        ("total_tokens: 1000", "total_tokens: -.inf", "mixture.total_tokens"),
+        ("total_tokens: 1000}", "total_tokens: 1000}\ntrain: {lr: .nan}", "train.lr"),
+        ("total_tokens: 1000}", "total_tokens: 1000}\nrunner: {options: {x: [1, .inf]}}", ""),
+    ],
+)
+def test_non_finite_numbers_are_refused_in_every_field(tmp_path, before, after, where):
+    path = _write(tmp_path, MINIMAL.replace(before, after))
+    with pytest.raises(RecipeError) as err:
+        load_recipe(path)
+    assert "must be a finite number" in str(err.value)
+    assert (where or "runner.options.x.1") in str(err.value)
