@@ -8,16 +8,26 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import BinaryIO
-from xml.etree.ElementTree import Element
+from xml.etree.ElementTree import Element, ParseError
+from xml.sax.saxutils import unescape
 
 import mwparserfromhell
-from defusedxml.ElementTree import iterparse
+from defusedxml.ElementTree import fromstring
 from mwparserfromhell.nodes import Node, Tag, Wikilink
 
 from pipelines.document import make_document
 from pipelines.recipe import ExtractConfig
-from pipelines.sources.base import Record, Rejected, register
+from pipelines.sources.base import Record, Rejected, base_name, register
+from pipelines.sources.xml_records import (
+    Prolog,
+    Skipped,
+    check_prolog,
+    page_end,
+    split_elements,
+    xml_damage,
+)
 
 # Links to files, images and categories carry no article text (any language's prefix is
 # matched through the dump's namespace list; these are the English and canonical ones).
@@ -75,27 +85,71 @@ def wikitext_to_text(
 
 @register("mediawiki")
 def read_mediawiki(path: str, source: str, fh: BinaryIO, limits: ExtractConfig) -> Iterator[Record]:
-    base_url = None
-    dbname = None
-    prefixes = set(_DEFAULT_NON_TEXT_PREFIXES)
-    for _, elem in iterparse(fh, events=("end",)):
-        tag = _local(elem.tag)
-        if tag == "siteinfo":
-            base = _child_text(elem, "base") or ""
-            base_url = base.rsplit("/", 1)[0] + "/" if "/wiki/" in base else None
-            dbname = _child_text(elem, "dbname")
-            for child in elem.iter():
-                # Namespaces 6 (File) and 14 (Category) in the dump's own language.
-                if (
-                    _local(child.tag) == "namespace"
-                    and child.get("key") in ("6", "14")
-                    and child.text
-                ):
-                    prefixes.add(child.text.lower())
-            elem.clear()
-        elif tag == "page":
-            yield from _page(elem, source, dbname, base_url, tuple(prefixes))
-            elem.clear()
+    name = base_name(path)
+    site = _Site()
+    pages = split_elements(
+        fh, b"<page>", page_end, (b"</mediawiki>",), 2 * limits.max_document_bytes
+    )
+    for piece in pages:
+        if isinstance(piece, Prolog):
+            site = _site_info(piece.data)
+        elif isinstance(piece, Skipped):
+            yield _skipped_page(source, name, site, piece, limits)
+        else:
+            try:
+                page = fromstring(piece.data)
+            except ParseError as exc:
+                what = f"a <page> that does not parse ({exc})"
+                yield xml_damage(source, name, Skipped(piece.offset, len(piece.data), what))
+                continue
+            yield from _page(page, source, site.dbname, site.base_url, site.prefixes)
+
+
+@dataclass
+class _Site:
+    dbname: str | None = None
+    base_url: str | None = None
+    prefixes: tuple[str, ...] = _DEFAULT_NON_TEXT_PREFIXES
+
+
+def _site_info(prolog: bytes) -> _Site:
+    """The wiki's name, base URL and file/category prefixes from the dump's siteinfo. The
+    prolog is parsed as XML so that a DTD or entity declaration refuses the file."""
+    site = _Site()
+    for elem in check_prolog(prolog):
+        if _local(elem.tag) != "siteinfo":
+            continue
+        base = _child_text(elem, "base") or ""
+        site.base_url = base.rsplit("/", 1)[0] + "/" if "/wiki/" in base else None
+        site.dbname = _child_text(elem, "dbname")
+        prefixes = set(_DEFAULT_NON_TEXT_PREFIXES)
+        for child in elem.iter():
+            # Namespaces 6 (File) and 14 (Category) in the dump's own language.
+            if _local(child.tag) == "namespace" and child.get("key") in ("6", "14") and child.text:
+                prefixes.add(child.text.lower())
+        site.prefixes = tuple(sorted(prefixes))
+    return site
+
+
+_TITLE_RE = re.compile(rb"<title>([^<]*)</title>")
+_ID_RE = re.compile(rb"<id>(\d+)</id>")
+
+
+def _skipped_page(
+    source: str, name: str, site: _Site, piece: Skipped, limits: ExtractConfig
+) -> Rejected:
+    """A page over the size limit (named by its id when its head shows it), or damage."""
+    page_id = _ID_RE.search(piece.head)
+    if piece.too_large and page_id:
+        title = _TITLE_RE.search(piece.head)
+        doc = make_document(
+            source,
+            f"{site.dbname or 'wiki'}:{page_id.group(1).decode()}",
+            "",
+            title=unescape(title.group(1).decode("utf-8", "replace")) if title else None,
+        )
+        return Rejected(doc, "extract:too_large", f"{piece.nbytes} bytes of XML")
+    return xml_damage(source, name, piece)
 
 
 def _page(

@@ -14,9 +14,10 @@ import tempfile
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any, BinaryIO
+from xml.etree.ElementTree import ParseError
 
 import py7zr
-from defusedxml.ElementTree import iterparse
+from defusedxml.ElementTree import fromstring
 from resiliparse.extract.html2text import extract_plain_text
 
 from pipelines.document import make_document
@@ -29,6 +30,14 @@ from pipelines.sources.base import (
     Rejected,
     base_name,
     register,
+)
+from pipelines.sources.xml_records import (
+    Prolog,
+    Skipped,
+    check_prolog,
+    row_end,
+    split_elements,
+    xml_damage,
 )
 
 QUESTION, ANSWER = "1", "2"
@@ -90,15 +99,26 @@ def read_stackexchange(
     site = site_of(path)
     name = base_name(path)
     with _posts_xml(path, fh, limits) as xml:
-        yield from _rows(xml, source, site, name)
+        yield from _rows(xml, source, site, name, limits)
 
 
-def _rows(xml: BinaryIO, source: str, site: str, name: str) -> Iterator[Record]:
-    for _, elem in iterparse(xml, events=("end",)):
-        if elem.tag != "row":
+def _rows(
+    xml: BinaryIO, source: str, site: str, name: str, limits: ExtractConfig
+) -> Iterator[Record]:
+    rows = split_elements(xml, b"<row", row_end, (b"</posts>",), 2 * limits.max_document_bytes)
+    for piece in rows:
+        if isinstance(piece, Prolog):
+            check_prolog(piece.data)
             continue
-        post = dict(elem.attrib)
-        elem.clear()
+        if isinstance(piece, Skipped):
+            yield xml_damage(source, name, piece)
+            continue
+        try:
+            post = dict(fromstring(piece.data).attrib)
+        except ParseError as exc:
+            what = f"a <row> that does not parse ({exc})"
+            yield xml_damage(source, name, Skipped(piece.offset, len(piece.data), what))
+            continue
         kind = post.get("PostTypeId")
         post_id = post.get("Id", "")
         if kind == QUESTION:
@@ -110,13 +130,21 @@ def _rows(xml: BinaryIO, source: str, site: str, name: str) -> Iterator[Record]:
             yield Rejected(doc, "extract:not_question_or_answer", f"{name} PostTypeId={kind}")
 
 
+def _number(value: Any) -> int:
+    """A score or id as the dumps write it; anything else counts as 0."""
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return 0
+
+
 def assemble_thread(source: str, key: str, posts: Iterable[dict[str, Any]]) -> Iterator[Record]:
     """One document from a question and its answers."""
     posts = list(posts)
     questions = [p for p in posts if p.get("PostTypeId") == QUESTION]
     answers = sorted(
         (p for p in posts if p.get("PostTypeId") == ANSWER),
-        key=lambda p: (-int(p.get("Score") or 0), int(p.get("Id") or 0)),
+        key=lambda p: (-_number(p.get("Score")), _number(p.get("Id"))),
     )
     site = posts[0]["site"]
     if not questions:

@@ -100,7 +100,7 @@ def test_malformed_xml_keeps_rows_before_the_damage(tmp_path):
     (site / "Posts.xml").write_text(cut)
     docs, rejects, partials = read("stackexchange", site / "Posts.xml")
     assert len(partials) > 5
-    assert rejects[-1].reason == "extract:damaged_file" and "ParseError" in rejects[-1].detail
+    assert rejects[-1].reason == "extract:damaged_file" and "cut short" in rejects[-1].detail
 
 
 @pytest.mark.parametrize(
@@ -360,3 +360,46 @@ def test_a_gzip_of_random_bytes_is_one_damaged_file_not_many_bad_lines(tmp_path)
     assert not docs
     assert [r.reason for r in rejects] == ["extract:wrong_format"]
     assert rejects[0].detail.startswith("c4-random.json.gz: not JSON Lines")
+
+
+def test_damaged_rows_cost_themselves_and_the_rows_after_are_read(tmp_path):
+    posts = (SAMPLES / "stackexchange" / "sample.stackexchange.com" / "Posts.xml").read_bytes()
+    rows = posts.split(b"\n")
+    row_lines = [i for i, line in enumerate(rows) if line.strip().startswith(b"<row")]
+    bad = row_lines[3], row_lines[7]
+    rows[bad[0]] = rows[bad[0]][:40] + b'\xff\x00 "<<' + rows[bad[0]][40:]  # broken XML
+    rows.insert(bad[1], b"\x00\x01garbage between rows\x1b[31m")
+    site = tmp_path / "damaged.stackexchange.com"
+    site.mkdir()
+    (site / "Posts.xml").write_bytes(b"\n".join(rows))
+    _, rejects, partials = read("stackexchange", site / "Posts.xml")
+    damage = [r for r in rejects if r.reason == "extract:damaged_record"]
+    others = [r for r in rejects if r.reason != "extract:damaged_record"]
+    assert len(partials) + len(others) == len(row_lines) - 1
+    assert len(damage) == 2 and all(r.skipped_bytes > 0 for r in damage)
+    assert all(r.detail.isprintable() for r in damage)
+
+
+def test_a_damaged_page_costs_that_page_only(tmp_path):
+    dump = bz2.decompress(
+        (SAMPLES / "wikipedia" / "enwiki-20200101-pages-articles-sample.xml.bz2").read_bytes()
+    )
+    clean = tmp_path / "clean-pages-articles.xml"
+    clean.write_bytes(dump)
+    good_docs, good_rejects, _ = read("mediawiki", clean)
+    pages = dump.split(b"<page>")
+    pages[2] = pages[2].replace(b"</title>", b"</titel>", 1)  # no longer well formed
+    pages[4] = pages[4].replace(b"</page>", b"</page>\x00\xff junk", 1)
+    damaged = tmp_path / "damaged-pages-articles.xml"
+    damaged.write_bytes(b"<page>".join(pages))
+    docs, rejects, _ = read("mediawiki", damaged)
+    assert len(docs) == len(good_docs) - 1
+    reasons = [r.reason for r in rejects if r.reason.startswith("extract:damaged")]
+    assert reasons == ["extract:damaged_record", "extract:damaged_record"]
+
+
+def test_a_dump_with_no_page_is_the_wrong_format(tmp_path):
+    path = tmp_path / "x-pages-articles.xml.bz2"
+    path.write_bytes(bz2.compress(b"just some text, no XML\n" * 100))
+    docs, (reject,), _ = read("mediawiki", path)
+    assert not docs and reject.reason == "extract:wrong_format"
