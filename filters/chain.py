@@ -44,7 +44,11 @@ class Decision:
 
     @property
     def reason(self) -> str | None:
-        return None if self.verdict.keep else f"{self.filter}.{self.verdict.rule}"
+        """`<filter>.<rule>`, or the rule alone when no single filter dropped the document
+        (its time budget ran out)."""
+        if self.verdict.keep:
+            return None
+        return f"{self.filter}.{self.verdict.rule}" if self.filter else self.verdict.rule
 
 
 class FilterChain:

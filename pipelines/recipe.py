@@ -86,6 +86,18 @@ class ExtractConfig(_Strict):
     compression_check_after_bytes: int = Field(64_000_000, ge=0)
     # Documents where more than this fraction of characters were undecodable bytes.
     max_invalid_char_fraction: float = Field(0.01, ge=0, le=1)
+    # Per-document budgets of the format's cleaning (HTML, wikitext, LaTeX...): a document
+    # that takes longer, or whose text grows past this many times its source (LaTeX macros
+    # can), is rejected with the measured value. Real documents take milliseconds.
+    max_document_seconds: float | None = Field(20.0, gt=0)
+    max_growth: float = Field(3.0, ge=1)
+
+
+class QualityConfig(_Strict):
+    """Budgets of the quality stage: a document that takes longer in a source's filters is
+    rejected as quality:too_slow with the seconds it took."""
+
+    max_document_seconds: float | None = Field(20.0, gt=0)
 
 
 class FetchConfig(_Strict):
@@ -290,6 +302,7 @@ class Recipe(_Strict):
     fetch: FetchConfig = Field(default_factory=FetchConfig)
     extract: ExtractConfig = Field(default_factory=ExtractConfig)
     langid: LangIdConfig = Field(default_factory=LangIdConfig)
+    quality: QualityConfig = Field(default_factory=QualityConfig)
     # The reference classifier's training data; needed when a source lists a
     # `reference_classifier` filter without a `model` of its own.
     quality_classifier: ClassifierTrainingConfig | None = None

@@ -19,6 +19,7 @@ from pipelines.sources.base import (
     Rejected,
     _CountingReader,
     base_name,
+    cleaned,
     decode_text,
     read_capped,
     register,
@@ -36,15 +37,21 @@ def _is_tar(head: bytes) -> bool:
     return len(head) > 262 and head[257:262] == b"ustar"
 
 
-def _paper(source: str, paper_id: str, files: dict[str, str]) -> Record:
+def _paper(source: str, paper_id: str, files: dict[str, str], limits: ExtractConfig) -> Record:
     doc = make_document(source, f"arxiv:{paper_id}", "", url=f"https://arxiv.org/abs/{paper_id}")
     main = find_main_file(files)
     if main is None:
         listing = ",".join(sorted(files)) or "no .tex file"
         return Rejected(doc, "extract:no_latex_main_file", listing[:500])
-    doc["text"], doc["title"] = clean_paper(files, main)
     doc["meta"] = json.dumps({"main_file": main, "tex_files": len(files)})
-    return doc
+
+    size = sum(len(text) for text in files.values())
+
+    def clean() -> str:
+        text, doc["title"] = clean_paper(files, main, max_chars=int(limits.max_growth * size))
+        return text
+
+    return cleaned(doc, limits, size, clean)
 
 
 def _tex_members(
@@ -77,12 +84,12 @@ def _paper_from_bytes(
                     yield item
                 else:
                     files[item[0]] = item[1]
-        yield _paper(source, paper_id, files)
+        yield _paper(source, paper_id, files, limits)
     elif data.startswith(b"%PDF"):
         doc = make_document(source, f"arxiv:{paper_id}", "")
         yield Rejected(doc, "extract:no_latex_source", "the submission is a PDF")
     else:
-        yield _paper(source, paper_id, {"main.tex": decode_text(data)})
+        yield _paper(source, paper_id, {"main.tex": decode_text(data)}, limits)
 
 
 @register("arxiv")
@@ -131,4 +138,4 @@ def read_arxiv(path: str, source: str, fh: BinaryIO, limits: ExtractConfig) -> I
                 if extracted is not None:
                     files[member.name.lstrip("./")] = decode_text(extracted.read())
     if files:
-        yield _paper(source, paper_id, files)
+        yield _paper(source, paper_id, files, limits)

@@ -18,6 +18,7 @@ from typing import Any, BinaryIO
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
+from pipelines.budget import DocumentTimeout, time_budget
 from pipelines.document import make_document
 from pipelines.errors import InputError
 from pipelines.recipe import ExtractConfig
@@ -31,6 +32,8 @@ class Rejected:
     reason: str
     detail: str | None = None
     skipped_bytes: int = 0  # damaged input bytes this rejection stands for (not a document)
+    value: float | None = None  # what was measured, against...
+    threshold: float | None = None  # ...the limit it broke
 
 
 @dataclass
@@ -204,6 +207,32 @@ def _compression_name(path: str) -> str:
         if path.endswith(suffix):
             return name
     return ""
+
+
+def too_slow(doc: dict[str, Any], exc: DocumentTimeout) -> Rejected:
+    """The rejection of a document whose cleaning ran past its time budget."""
+    return Rejected(doc, "extract:too_slow", str(exc), value=exc.seconds, threshold=exc.limit_s)
+
+
+def cleaned(
+    doc: dict[str, Any], limits: ExtractConfig, source_size: int, clean: Callable[[], str]
+) -> dict[str, Any] | Rejected:
+    """The document with its text from `clean()`, or its rejection when cleaning runs past
+    the time budget (extract:too_slow) or the text outgrows its source of `source_size`
+    characters or bytes more than `max_growth` times (extract:too_much_growth)."""
+    try:
+        with time_budget(limits.max_document_seconds):
+            text = clean()
+    except DocumentTimeout as exc:
+        return too_slow(doc, exc)
+    growth = len(text) / max(source_size, 1)
+    if growth > limits.max_growth and len(text) > 1000:
+        detail = f"{len(text)} characters from {source_size} ({growth:.1f}x)"
+        return Rejected(
+            doc, "extract:too_much_growth", detail, value=growth, threshold=limits.max_growth
+        )
+    doc["text"] = text
+    return doc
 
 
 def base_name(path: str) -> str:

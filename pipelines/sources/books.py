@@ -7,6 +7,7 @@ import tarfile
 from collections.abc import Iterator
 from typing import BinaryIO
 
+from pipelines.budget import DocumentTimeout, time_budget
 from pipelines.document import make_document
 from pipelines.recipe import ExtractConfig
 from pipelines.sources.base import (
@@ -17,6 +18,7 @@ from pipelines.sources.base import (
     read_capped,
     register,
     safe_member_problem,
+    too_slow,
 )
 
 # Old and new spellings of the markers around a Gutenberg e-text's body.
@@ -58,7 +60,12 @@ def read_gutenberg(path: str, source: str, fh: BinaryIO, limits: ExtractConfig) 
         doc = make_document(source, f"gutenberg:{name}", "")
         yield Rejected(doc, "extract:too_large", f"over {limits.max_document_bytes} bytes")
         return
-    body, fields = strip_gutenberg(decode_text(data).lstrip("\ufeff"))
+    try:
+        with time_budget(limits.max_document_seconds):
+            body, fields = strip_gutenberg(decode_text(data).lstrip("\ufeff"))
+    except DocumentTimeout as exc:
+        yield too_slow(make_document(source, f"gutenberg:{name}", ""), exc)
+        return
     ebook = fields.get("ebook") or name.split(".", 1)[0]
     yield make_document(
         source,

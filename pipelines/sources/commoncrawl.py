@@ -22,6 +22,7 @@ from pipelines.sources.base import (
     Record,
     Rejected,
     base_name,
+    cleaned,
     decode_text,
     file_rejection,
     read_capped,
@@ -150,11 +151,10 @@ def _record_document(
         body = read_capped(record.content_stream(), limits.max_document_bytes)
         if body is None:
             return Rejected(doc, "extract:too_large", f"over {limits.max_document_bytes} bytes")
-        doc["text"] = to_text(body)
+        return cleaned(doc, limits, len(body), lambda: to_text(body))
     except Exception as exc:  # noqa: BLE001 (a payload that does not decode is one bad record)
         detail = f"byte {item.offset}: {_error_text(exc)}"
         return Rejected(doc, "extract:damaged_record", detail)
-    return doc
 
 
 def _html_to_text(body: bytes) -> str:

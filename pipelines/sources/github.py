@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from typing import Any, BinaryIO
 
 from filters.code import check_code, license_family, license_from_text, strip_license_header
+from pipelines.budget import DocumentTimeout, time_budget
 from pipelines.document import make_document
 from pipelines.recipe import ExtractConfig
 from pipelines.sources.base import (
@@ -23,6 +24,7 @@ from pipelines.sources.base import (
     read_capped,
     register,
     safe_member_problem,
+    too_slow,
 )
 from pipelines.sources.jsonl import read_json_lines, string_field, with_text
 
@@ -36,13 +38,23 @@ LICENSE_FILES = ("license", "license.txt", "license.md", "copying", "copying.txt
 
 
 def code_document(
-    source: str, origin: str, repo: str, path: str, code: str, license_name: str | None
+    source: str,
+    origin: str,
+    repo: str,
+    path: str,
+    code: str,
+    license_name: str | None,
+    limits: ExtractConfig,
 ) -> Record:
     doc = make_document(source, origin, "", title=path)
     meta = {"repo_name": repo, "path": path, "license": license_family(license_name)}
     doc["meta"] = json.dumps({k: v for k, v in meta.items() if v}, sort_keys=True)
-    body = strip_license_header(code)
-    verdict = check_code(body)
+    try:
+        with time_budget(limits.max_document_seconds):
+            body = strip_license_header(code)
+            verdict = check_code(body)
+    except DocumentTimeout as exc:
+        return too_slow(doc, exc)
     if not verdict.keep:
         return Rejected(doc, verdict.reason or "extract:code", verdict.detail)
     doc["text"] = body
@@ -58,7 +70,7 @@ def _read_rows(path: str, source: str, fh: BinaryIO, limits: ExtractConfig) -> I
         if isinstance(checked, Rejected):
             return checked
         return code_document(
-            source, origin, repo, file_path, checked["text"], string_field(obj, "license")
+            source, origin, repo, file_path, checked["text"], string_field(obj, "license"), limits
         )
 
     return read_json_lines(path, source, fh, limits, to_document)
@@ -95,7 +107,9 @@ def _read_archive(path: str, source: str, fh: BinaryIO, limits: ExtractConfig) -
             else:
                 files.append((relative, text))
     for relative, text in files:
-        yield code_document(source, f"{repo}/{relative}", repo, relative, text, license_name)
+        yield code_document(
+            source, f"{repo}/{relative}", repo, relative, text, license_name, limits
+        )
 
 
 @register("github")

@@ -1,15 +1,23 @@
 """LaTeX cleaning as the LLaMA paper describes it for ArXiv: inline \\input/\\include, remove
 comments, expand user-defined macros (\\newcommand, \\renewcommand, \\providecommand, \\def,
 with arguments and an optional default), drop everything before the first section and the
-bibliography."""
+bibliography.
+
+Expansion is bounded, since papers and package documentation are full of macros that were
+never meant to be expanded by anything but TeX: macros that call themselves (directly or
+through others) are left as written, since only TeX's conditionals could end them;
+definitions shown inside verbatim text are not definitions; a file never includes itself;
+and the text may grow to `max_chars` in all, after which the rest stays unexpanded."""
 
 from __future__ import annotations
 
+import bisect
 import posixpath
 import re
 from dataclasses import dataclass
 
-_COMMENT_RE = re.compile(r"(?<!\\)%.*$", re.MULTILINE)
+# A comment, or a \\verb span whose `%` is not one (group 1, kept).
+_COMMENT_RE = re.compile(r"(\\verb\*?([^a-zA-Z\s*]).*?\2)|(?<!\\)%.*$", re.MULTILINE)
 _SECTION_RE = re.compile(r"\\(?:section|chapter)\*?\s*[\[{]")
 _BIBLIOGRAPHY_RE = re.compile(
     r"\\begin\{thebibliography\}|\\bibliography(?:style)?\{|\\printbibliography|\\end\{document\}"
@@ -20,9 +28,20 @@ _TITLE_RE = re.compile(r"\\title\s*(?:\[[^\]]*\])?\s*\{((?:[^{}]|\{[^{}]*\})*)\}
 _INPUT_RE = re.compile(r"\\(?:input|include)\s*\{([^{}]+)\}|\\input\s+([^\s{}\\]+)")
 _NEWCOMMAND_RE = re.compile(r"\\(?:re)?newcommand\*?|\\providecommand\*?|\\def(?![a-zA-Z])")
 _NAME_RE = re.compile(r"\\([a-zA-Z@]+|.)")
+_CONTROL_WORD_RE = re.compile(r"\\([a-zA-Z@]+)")
+_TOKEN_RE = re.compile(r"\s*(\\[a-zA-Z@]+|\S)")  # an argument without braces
+_PARAMETERS_RE = re.compile(r"(?:#\d)*")
+# Text shown as code, not run: definitions inside it define nothing.
+_VERBATIM_RE = re.compile(
+    r"\\begin\{(verbatim|Verbatim|BVerbatim|LVerbatim|lstlisting|minted|alltt|comment|"
+    r"macrocode|filecontents|tcblisting|codeexample)(\*?)\}.*?\\end\{\1\2\}"
+    r"|\\verb\*?([^a-zA-Z\s*])[^\n]*?\3",
+    re.DOTALL,
+)
 
 MAX_INPUT_DEPTH = 8  # \input nesting deeper than this is a loop
 MAX_EXPANSION_PASSES = 10  # macros that use macros: expand until stable, within reason
+MAX_GROUP_CHARS = 100_000  # a {...} argument or body longer than this is unbalanced braces
 
 
 @dataclass(frozen=True)
@@ -34,15 +53,26 @@ class Macro:
 
 
 def remove_comments(text: str) -> str:
-    """Drop `%` comments (not `\\%`), keeping the line structure."""
-    return _COMMENT_RE.sub("", text)
+    """Drop `%` comments (not `\\%`, not a `%` shown by \\verb), keeping the line structure."""
+    return _COMMENT_RE.sub(lambda m: m.group(1) or "", text)
 
 
-def inline_inputs(text: str, files: dict[str, str], current: str = "", depth: int = 0) -> str:
-    """Replace \\input{x} and \\include{x} by the file's text (found among `files`)."""
+def inline_inputs(
+    text: str,
+    files: dict[str, str],
+    current: str = "",
+    depth: int = 0,
+    max_chars: int | None = None,
+    _chain: tuple[str, ...] = (),
+) -> str:
+    """Replace \\input{x} and \\include{x} by the file's text (found among `files`). A file
+    that is already being included (it includes itself, directly or not) is left out, and
+    nothing more is inlined once the text would pass `max_chars`."""
     if depth > MAX_INPUT_DEPTH:
         return text
     base = posixpath.dirname(current)
+    chain = (*_chain, current)
+    room = [max_chars - len(text) if max_chars is not None else None]
 
     def replace(match: re.Match[str]) -> str:
         target = (match.group(1) or match.group(2) or "").strip()
@@ -54,8 +84,16 @@ def inline_inputs(text: str, files: dict[str, str], current: str = "", depth: in
         ):
             candidate = posixpath.normpath(candidate)
             if candidate in files:
+                if candidate in chain:
+                    return ""  # a loop of inclusions
                 included = remove_comments(files[candidate])
-                return inline_inputs(included, files, candidate, depth + 1)
+                limit = None if room[0] is None else room[0] + len(match.group(0))
+                if limit is not None and len(included) > limit:
+                    return ""  # over the size budget: the rest stays out
+                included = inline_inputs(included, files, candidate, depth + 1, limit, chain)
+                if room[0] is not None:
+                    room[0] -= len(included) - len(match.group(0))
+                return included
         return ""  # a missing file (a figure, a style) leaves nothing behind
 
     return _INPUT_RE.sub(replace, text)
@@ -68,15 +106,16 @@ def _skip_spaces(text: str, i: int) -> int:
 
 
 def _braced(text: str, start: int) -> tuple[str, int] | None:
-    """The content of the {...} group at `start` (after spaces) and the index after it."""
+    """The content of the {...} group at `start` (after spaces) and the index after it; None
+    when there is none, or when it runs past MAX_GROUP_CHARS (unbalanced braces)."""
     i = _skip_spaces(text, start)
     if i >= len(text) or text[i] != "{":
         return None
-    depth, j = 0, i
-    while j < len(text):
+    depth, j, end = 0, i, min(len(text), i + MAX_GROUP_CHARS)
+    while j < end:
         c = text[j]
         if c == "\\":
-            j += 2  # an escaped character, \{ and \} included
+            j += 2  # an escaped character, \\{ and \\} included
             continue
         if c == "{":
             depth += 1
@@ -96,13 +135,25 @@ def _bracketed(text: str, start: int) -> tuple[str, int] | None:
     return (text[i + 1 : end], end + 1) if end != -1 else None
 
 
+def _verbatim_spans(text: str) -> list[tuple[int, int]]:
+    return [m.span() for m in _VERBATIM_RE.finditer(text)]
+
+
+def _inside(spans: list[tuple[int, int]], position: int) -> bool:
+    index = bisect.bisect_right(spans, (position, float("inf"))) - 1
+    return index >= 0 and spans[index][0] <= position < spans[index][1]
+
+
 def parse_macros(text: str) -> tuple[dict[str, Macro], str]:
-    """User macro definitions in `text`, and the text with the definitions removed."""
+    """User macro definitions in `text`, and the text with the definitions removed.
+    Definitions shown in verbatim text are left alone; \\providecommand does not replace a
+    definition the text already made."""
     macros: dict[str, Macro] = {}
     kept: list[str] = []
     position = 0
+    verbatim = _verbatim_spans(text)
     for match in _NEWCOMMAND_RE.finditer(text):
-        if match.start() < position:
+        if match.start() < position or _inside(verbatim, match.start()):
             continue
         i = match.end()
         is_def = match.group(0) == "\\def"
@@ -111,7 +162,7 @@ def parse_macros(text: str) -> tuple[dict[str, Macro], str]:
             if not name_match:
                 continue
             name, i = name_match.group(1), name_match.end()
-            params = re.match(r"(?:#\d)*", text[i:]).group(0)
+            params = _PARAMETERS_RE.match(text, i).group(0)
             n_args, default, i = len(params) // 2, None, i + len(params)
         else:
             group = _braced(text, i)
@@ -132,26 +183,51 @@ def parse_macros(text: str) -> tuple[dict[str, Macro], str]:
         body = _braced(text, i)
         if body is None or not re.fullmatch(r"[a-zA-Z@]+", name):
             continue
-        macros[name] = Macro(name, n_args, default, body[0])
+        if not (match.group(0).startswith("\\providecommand") and name in macros):
+            macros[name] = Macro(name, n_args, default, body[0])
         kept.append(text[position : match.start()])
         position = body[1]
     kept.append(text[position:])
     return macros, "".join(kept)
 
 
-def expand_macros(text: str, macros: dict[str, Macro]) -> str:
-    """Replace every use of a user macro by its body with the arguments substituted."""
-    if not macros:
+def recursive_macros(macros: dict[str, Macro]) -> set[str]:
+    """The macros whose expansion reaches themselves again (directly or through others):
+    only TeX's conditionals could end that recursion, so they are never expanded."""
+    uses = {
+        name: {m.group(1) for m in _CONTROL_WORD_RE.finditer(macro.body)} & macros.keys()
+        for name, macro in macros.items()
+    }
+    recursive: set[str] = set()
+    for name in macros:  # depth-first search from each macro for a way back to it
+        seen, stack = set(), list(uses[name])
+        while stack:
+            other = stack.pop()
+            if other == name:
+                recursive.add(name)
+                break
+            if other not in seen:
+                seen.add(other)
+                stack.extend(uses[other])
+    return recursive
+
+
+def expand_macros(text: str, macros: dict[str, Macro], max_chars: int | None = None) -> str:
+    """Replace every use of a user macro by its body with the arguments substituted, pass
+    after pass while anything changes (at most MAX_EXPANSION_PASSES). Recursive macros and
+    verbatim text are left as written; once the text would pass `max_chars`, the rest stays
+    unexpanded."""
+    expandable = {n: m for n, m in macros.items() if n not in recursive_macros(macros)}
+    if not expandable:
         return text
-    pattern = re.compile(
-        r"\\(" + "|".join(sorted(map(re.escape, macros), key=len, reverse=True)) + r")(?![a-zA-Z@])"
-    )
     for _ in range(MAX_EXPANSION_PASSES):
-        out, position, changed = [], 0, False
-        for match in pattern.finditer(text):
-            if match.start() < position:
+        out, position, changed, size = [], 0, False, 0
+        full = False
+        verbatim = _verbatim_spans(text)  # code shown as written is not expanded
+        for match in _CONTROL_WORD_RE.finditer(text):
+            macro = expandable.get(match.group(1))
+            if macro is None or match.start() < position or _inside(verbatim, match.start()):
                 continue
-            macro = macros[match.group(1)]
             i, args = match.end(), []
             if macro.default is not None:
                 optional = _bracketed(text, i)
@@ -165,12 +241,12 @@ def expand_macros(text: str, macros: dict[str, Macro]) -> str:
                 group = _braced(text, i)
                 if group is None:
                     # An argument without braces is its next single token.
-                    token = re.match(r"\s*(\\[a-zA-Z@]+|\S)", text[i:])
+                    token = _TOKEN_RE.match(text, i)
                     if token is None:
                         complete = False
                         break
                     args.append(token.group(1))
-                    i += token.end()
+                    i = token.end()
                 else:
                     args.append(group[0])
                     i = group[1]
@@ -179,12 +255,17 @@ def expand_macros(text: str, macros: dict[str, Macro]) -> str:
             body = macro.body
             for n, arg in enumerate(args, start=1):
                 body = body.replace(f"#{n}", arg)
-            out.append(text[position : match.start()])
+            before = text[position : match.start()]
+            if max_chars is not None and size + len(before) + len(body) + len(text) - i > max_chars:
+                full = True  # over the budget: this use and the rest stay as written
+                break
+            out.append(before)
             out.append(body)
+            size += len(before) + len(body)
             position, changed = i, True
         out.append(text[position:])
         text = "".join(out)
-        if not changed:
+        if not changed or full:
             break
     return text
 
@@ -202,15 +283,18 @@ def title_of(text: str) -> str | None:
     return " ".join(match.group(1).split()) if match else None
 
 
-def clean_paper(files: dict[str, str], main: str) -> tuple[str, str | None]:
+def clean_paper(
+    files: dict[str, str], main: str, max_chars: int | None = None
+) -> tuple[str, str | None]:
     """(body, title) of a paper: inputs inlined, comments removed, macros expanded, from the
-    first section up to the bibliography."""
-    text = inline_inputs(remove_comments(files[main]), files, main)
+    first section up to the bibliography. Inlining and expansion stop growing the text at
+    `max_chars`."""
+    text = inline_inputs(remove_comments(files[main]), files, main, max_chars=max_chars)
     macros, text = parse_macros(text)
     title = title_of(text)
     if title:
-        title = expand_macros(title, macros)
-    text = expand_macros(text, macros)
+        title = expand_macros(title, macros, max_chars)
+    text = expand_macros(text, macros, max_chars)
     begin = text.find("\\begin{document}")
     body_start = begin + len("\\begin{document}") if begin != -1 else 0
     end = _BIBLIOGRAPHY_RE.search(text, body_start)

@@ -19,7 +19,7 @@ from mwparserfromhell.nodes import Node, Tag, Wikilink
 
 from pipelines.document import make_document
 from pipelines.recipe import ExtractConfig
-from pipelines.sources.base import Record, Rejected, base_name, register
+from pipelines.sources.base import Record, Rejected, base_name, cleaned, register
 from pipelines.sources.xml_records import (
     Prolog,
     Skipped,
@@ -102,7 +102,7 @@ def read_mediawiki(path: str, source: str, fh: BinaryIO, limits: ExtractConfig) 
                 what = f"a <page> that does not parse ({exc})"
                 yield xml_damage(source, name, Skipped(piece.offset, len(piece.data), what))
                 continue
-            yield from _page(page, source, site.dbname, site.base_url, site.prefixes)
+            yield from _page(page, source, site, limits)
 
 
 @dataclass
@@ -152,9 +152,8 @@ def _skipped_page(
     return xml_damage(source, name, piece)
 
 
-def _page(
-    page: Element, source: str, dbname: str | None, base_url: str | None, prefixes: tuple[str, ...]
-) -> Iterator[Record]:
+def _page(page: Element, source: str, site: _Site, limits: ExtractConfig) -> Iterator[Record]:
+    dbname, base_url, prefixes = site.dbname, site.base_url, site.prefixes
     title = _child_text(page, "title") or ""
     namespace = _child_text(page, "ns") or "0"
     page_id = _child_text(page, "id") or title
@@ -179,5 +178,4 @@ def _page(
     if redirect or wikitext.lstrip().lower().startswith("#redirect"):
         yield Rejected(doc, "extract:redirect", title)
         return
-    doc["text"] = wikitext_to_text(wikitext, prefixes)
-    yield doc
+    yield cleaned(doc, limits, len(wikitext), lambda: wikitext_to_text(wikitext, prefixes))

@@ -29,6 +29,7 @@ from pipelines.sources.base import (
     Record,
     Rejected,
     base_name,
+    cleaned,
     register,
 )
 from pipelines.sources.xml_records import (
@@ -138,7 +139,9 @@ def _number(value: Any) -> int:
         return 0
 
 
-def assemble_thread(source: str, key: str, posts: Iterable[dict[str, Any]]) -> Iterator[Record]:
+def assemble_thread(
+    source: str, key: str, posts: Iterable[dict[str, Any]], limits: ExtractConfig
+) -> Iterator[Record]:
     """One document from a question and its answers."""
     posts = list(posts)
     questions = [p for p in posts if p.get("PostTypeId") == QUESTION]
@@ -152,8 +155,12 @@ def assemble_thread(source: str, key: str, posts: Iterable[dict[str, Any]]) -> I
         yield Rejected(doc, "extract:answers_without_question", f"{len(answers)} answers")
         return
     question = questions[0]
-    parts = [question.get("Title", ""), html_to_text(question.get("Body", ""))]
-    parts += [html_to_text(a.get("Body", "")) for a in answers]
+    bodies = [question.get("Body") or ""] + [a.get("Body") or "" for a in answers]
+
+    def text() -> str:
+        parts = [question.get("Title", "")] + [html_to_text(body) for body in bodies]
+        return "\n\n".join(p for p in parts if p)
+
     meta = {
         "site": site,
         "tags": _tags(question.get("Tags")),
@@ -161,15 +168,16 @@ def assemble_thread(source: str, key: str, posts: Iterable[dict[str, Any]]) -> I
         "answers": len(answers),
         "license": question.get("ContentLicense"),
     }
-    yield make_document(
+    doc = make_document(
         source,
         key,
-        "\n\n".join(p for p in parts if p),
+        "",
         url=f"https://{site}/questions/{question.get('Id')}",
         title=question.get("Title"),
         timestamp=question.get("CreationDate"),
         meta={k: v for k, v in meta.items() if v is not None},
     )
+    yield cleaned(doc, limits, sum(map(len, bodies)) + len(question.get("Title", "")), text)
 
 
 # A .7z archive is opened by py7zr, which needs the file as it is on disk.

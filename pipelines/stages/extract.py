@@ -167,7 +167,14 @@ def route(records, limits: ExtractConfig, namespace: str | None = None) -> Itera
             if record.skipped_bytes and namespace:
                 beam.metrics.Metrics.counter(namespace, "skipped_bytes").inc(record.skipped_bytes)
             yield beam.pvalue.TaggedOutput(
-                REJECTS, with_rejection(record.row, record.reason, record.detail)
+                REJECTS,
+                with_rejection(
+                    record.row,
+                    record.reason,
+                    record.detail,
+                    value=record.value,
+                    threshold=record.threshold,
+                ),
             )
         elif problem := document_problem(record, limits):
             yield beam.pvalue.TaggedOutput(REJECTS, with_rejection(record, *problem))
@@ -232,7 +239,7 @@ class ExtractStage(Stage):
                 | f"{source}/GroupParts" >> beam.GroupByKey()
                 | f"{source}/Assemble"
                 >> beam.FlatMap(
-                    lambda kv, src=source: route(assemble(src, kv[0], kv[1]), limits)
+                    lambda kv, src=source: route(assemble(src, kv[0], kv[1], limits), limits)
                 ).with_outputs(REJECTS, main=DOCS)
             )
             docs.append(assembled[DOCS])

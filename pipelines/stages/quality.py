@@ -19,9 +19,11 @@ import apache_beam as beam
 import pyarrow as pa
 from apache_beam.io.filesystems import FileSystems
 
-from filters.chain import FilterChain, Scores, cutoffs_from_quantiles, word_count
+from filters.base import Verdict
+from filters.chain import Decision, FilterChain, Scores, cutoffs_from_quantiles, word_count
 from filters.perplexity import PerplexityConfig
 from filters.quality_classifier import ReferenceClassifier, ReferenceClassifierConfig
+from pipelines.budget import DocumentTimeout, time_budget
 from pipelines.fetch import is_remote_url
 from pipelines.stages.assets import local_copy, model_location
 from pipelines.stages.base import StageContext, require_manifest
@@ -106,12 +108,22 @@ class ScoreFn(beam.DoFn):
 class DecideFn(beam.DoFn):
     """Runs the chain on each scored document: kept (possibly cleaned) or rejected with the rule."""
 
-    def __init__(self, configs: list[Any], namespace: str):
+    def __init__(self, configs: list[Any], namespace: str, max_document_seconds: float | None):
         self.configs = configs
+        self.max_document_seconds = max_document_seconds
         self.cleaned = beam.metrics.Metrics.counter(namespace, "documents_cleaned")
 
     def setup(self) -> None:
         self.chain = FilterChain(self.configs, read_file_bytes)
+
+    def decide(self, text: str, scores: Scores, cutoffs: Any) -> Decision:
+        """The chain's decision, or a drop when the filters take longer than the budget."""
+        try:
+            with time_budget(self.max_document_seconds):
+                return self.chain.decide(text, scores, cutoffs)
+        except DocumentTimeout as exc:
+            verdict = Verdict(False, "too_slow", exc.seconds, ">", exc.limit_s)
+            return Decision(verdict, None, text)
 
     def process(self, table: pa.Table, cutoffs: Any = None) -> Iterator[Any]:
         cutoffs = tuple(cutoffs) if cutoffs else None
@@ -119,7 +131,7 @@ class DecideFn(beam.DoFn):
         perplexities = table.column("perplexity").to_pylist()
         classifier = table.column("quality_score").to_pylist()
         decisions = [
-            self.chain.decide(text or "", Scores(p, q), cutoffs)
+            self.decide(text or "", Scores(p, q), cutoffs)
             for text, p, q in zip(texts, perplexities, classifier, strict=True)
         ]
         cleaned = [d.text for d in decisions]
@@ -251,7 +263,10 @@ class QualityStage(FilterStage):
             )
             cutoffs = beam.pvalue.AsSingleton(cutoffs_pc, default_value=None)
         outputs = scored | f"{source}/{self.name}" >> beam.ParDo(
-            DecideFn(configs, self.metrics_namespace(source)), cutoffs
+            DecideFn(
+                configs, self.metrics_namespace(source), ctx.recipe.quality.max_document_seconds
+            ),
+            cutoffs,
         ).with_outputs(KEPT, REJECTED)
         write_tables(ctx, self.name, source, outputs)
 

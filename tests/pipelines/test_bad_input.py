@@ -403,3 +403,57 @@ def test_a_dump_with_no_page_is_the_wrong_format(tmp_path):
     path.write_bytes(bz2.compress(b"just some text, no XML\n" * 100))
     docs, (reject,), _ = read("mediawiki", path)
     assert not docs and reject.reason == "extract:wrong_format"
+
+
+def _spin_when(marker: str, real):
+    """`real`, except that it never returns on a text that holds `marker`."""
+
+    def run(*args, **kwargs):
+        if any(marker in str(a) for a in args):
+            while True:
+                pass
+        return real(*args, **kwargs)
+
+    return run
+
+
+def test_a_document_past_its_time_budget_is_rejected_and_the_file_goes_on(tmp_path, monkeypatch):
+    import pipelines.sources.arxiv as arxiv
+
+    monkeypatch.setattr(arxiv, "clean_paper", _spin_when("SPIN", arxiv.clean_paper))
+    paper = "\\documentclass{article}\\begin{document}\\section{A}%s text.\\end{document}"
+    archive = _tar(
+        [
+            _file("2001/2001.00001.gz", gzip.compress((paper % "SPIN").encode())),
+            _file("2001/2001.00002.gz", gzip.compress((paper % "Fine").encode())),
+        ]
+    )
+    path = tmp_path / "arXiv_src_2001_001.tar"
+    path.write_bytes(archive)
+    docs, (reject,), _ = read("arxiv", path, ExtractConfig(max_document_seconds=0.3))
+    assert [d["text"] for d in docs] == ["\\section{A}Fine text."]
+    assert reject.reason == "extract:too_slow" and reject.threshold == 0.3
+    assert 0.3 <= reject.value < 5 and "limit 0.3 s" in reject.detail
+
+
+def test_a_document_past_its_budget_in_the_filters_is_rejected(monkeypatch):
+    from filters.chain import Scores
+    from pipelines.stages.quality import DecideFn
+
+    decide = DecideFn([], "quality/s", max_document_seconds=0.3)
+    decide.setup()
+    monkeypatch.setattr(decide.chain, "decide", _spin_when("SPIN", decide.chain.decide))
+    slow = decide.decide("SPIN " * 100, Scores(), None)
+    assert slow.reason == "too_slow" and slow.verdict.threshold == 0.3
+    assert slow.verdict.value >= 0.3
+    assert decide.decide("ordinary words " * 100, Scores(), None).verdict.keep
+
+
+def test_text_that_outgrows_its_source_is_rejected_with_the_factor():
+    from pipelines.sources.base import cleaned
+
+    limits = ExtractConfig(max_growth=3.0)
+    doc = {"id": "s/1", "text": ""}
+    grown = cleaned(dict(doc), limits, 1000, lambda: "x" * 5000)
+    assert grown.reason == "extract:too_much_growth" and grown.value == 5.0
+    assert cleaned(dict(doc), limits, 1000, lambda: "x" * 2900)["text"] == "x" * 2900

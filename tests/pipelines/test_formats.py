@@ -59,6 +59,78 @@ def test_inputs_are_inlined_and_comments_dropped():
     assert text == "\\section{A}\nOne\n\nTwo, 50\\% done"
 
 
+def test_recursive_macros_are_left_as_written():
+    # TeX loops (a macro that calls itself, or two that call each other) end only through
+    # conditionals that are not evaluated here: each pass used to double the text.
+    macros, _ = parse_macros(
+        "\\def\\loop#1{\\ifnum#1>0 x\\loop{#1}\\loop{#1}\\fi}"
+        "\\newcommand{\\ping}{\\pong\\pong}\\newcommand{\\pong}{\\ping\\ping}"
+        "\\newcommand{\\ok}{fine}\\newcommand{\\uses}{\\ok, \\loop{3}}"
+    )
+    text = "\\loop{5} \\ping \\uses"
+    assert expand_macros(text, macros) == "\\loop{5} \\ping fine, \\loop{3}"
+
+
+def test_expansion_stops_growing_at_its_budget():
+    macros, _ = parse_macros("\\newcommand{\\big}{" + "word " * 200 + "}")
+    text = "\\big " * 500  # 500 uses of a 1,000-character macro
+    expanded = expand_macros(text, macros, max_chars=3 * len(text))
+    assert len(expanded) <= 3 * len(text)
+    assert expanded.count("word") >= 1000 and "\\big" in expanded
+
+
+def test_definitions_shown_as_verbatim_define_nothing():
+    macros, rest = parse_macros(
+        "\\newcommand{\\real}{R}\\begin{verbatim}\\def\\shown{S}\\end{verbatim}"
+        "\\verb|\\def\\inline{I}| and \\begin{macrocode}\\newcommand{\\code}{C}\\end{macrocode}"
+    )
+    assert set(macros) == {"real"}
+    assert "\\def\\shown{S}" in rest and "\\newcommand{\\code}{C}" in rest
+
+
+def test_a_percent_inside_verb_is_not_a_comment():
+    files = {
+        "main.tex": "\\documentclass{article}\\begin{document}\\section{A}\n"
+        "Type \\verb?50%? here. % a comment\nNext line\n\\end{document}"
+    }
+    text, _ = clean_paper(files, "main.tex")
+    assert text == "\\section{A}\nType \\verb?50%? here.\nNext line"
+
+
+def test_providecommand_keeps_an_earlier_definition():
+    macros, _ = parse_macros("\\newcommand{\\c}{first}\\providecommand{\\c}{second}")
+    assert macros["c"].body == "first"
+
+
+def test_a_file_that_includes_itself_is_inlined_once():
+    files = {
+        "main.tex": "\\documentclass{book}\\begin{document}\\include{ch}\\end{document}",
+        # The chapter shows how it is included, twice: each level used to double the text.
+        "ch.tex": "\\chapter{One} Text. \\include{ch} and \\input{ch}\n",
+    }
+    text, _ = clean_paper(files, "main.tex")
+    assert text.count("Text.") == 1
+
+
+def test_unbalanced_braces_do_not_swallow_the_paper():
+    body = "\\section{Intro} " + "Plain words here. " * 20_000
+    files = {"main.tex": "\\documentclass{article}\\newcommand{\\x}{open {brace"
+             "\n\\begin{document}" + body + "\\end{document}"}
+    text, _ = clean_paper(files, "main.tex", max_chars=3 * len(files["main.tex"]))
+    assert text.startswith("\\section{Intro}") and len(text) > 300_000
+
+
+def test_many_unbraced_arguments_are_linear():
+    # Reading an argument without braces used to copy the rest of the text each time.
+    import time
+
+    macros, _ = parse_macros("\\newcommand{\\pair}[2]{(#1,#2)}")
+    text = "\\pair ab " * 200_000
+    started = time.perf_counter()
+    assert expand_macros(text, macros).count("(a,b)") == 200_000
+    assert time.perf_counter() - started < 5  # seconds; it took minutes
+
+
 def test_arxiv_bulk_tar_of_per_paper_members(shared_fixtures, tmp_path):
     fixtures = shared_fixtures / "arxiv"
     bulk = tar_bytes(

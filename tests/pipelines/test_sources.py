@@ -4,6 +4,7 @@ import collections
 import gzip
 import json
 
+from pipelines.recipe import ExtractConfig
 from pipelines.sources import ASSEMBLERS, READERS, Partial, Rejected, read_file
 from tests.conftest import SAMPLES
 
@@ -19,7 +20,7 @@ def read(fmt, path, source="s"):
             else:
                 rest.append(r)
         for key, parts in groups.items():
-            rest.extend(ASSEMBLERS[fmt](source, key, parts))
+            rest.extend(ASSEMBLERS[fmt](source, key, parts, ExtractConfig()))
         records = rest
     docs = [r for r in records if isinstance(r, dict)]
     rejects = [r for r in records if isinstance(r, Rejected)]
