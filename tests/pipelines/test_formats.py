@@ -114,8 +114,10 @@ def test_a_file_that_includes_itself_is_inlined_once():
 
 def test_unbalanced_braces_do_not_swallow_the_paper():
     body = "\\section{Intro} " + "Plain words here. " * 20_000
-    files = {"main.tex": "\\documentclass{article}\\newcommand{\\x}{open {brace"
-             "\n\\begin{document}" + body + "\\end{document}"}
+    files = {
+        "main.tex": "\\documentclass{article}\\newcommand{\\x}{open {brace"
+        "\n\\begin{document}" + body + "\\end{document}"
+    }
     text, _ = clean_paper(files, "main.tex", max_chars=3 * len(files["main.tex"]))
     assert text.startswith("\\section{Intro}") and len(text) > 300_000
 
