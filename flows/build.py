@@ -27,12 +27,14 @@ from prefect.artifacts import (
     update_progress_artifact,
 )
 from prefect.cache_policies import NO_CACHE
+from prefect.runtime import flow_run
 from prefect.states import Completed, Failed, State
 from prefect.task_engine import TaskRunTimeoutError
 from prefect.tasks import exponential_backoff
 
 from flows.report import artifact_key, mixture_rows, report_markdown, stage_rows
 from pipelines.errors import UserError
+from pipelines.lease import WorkdirLease
 from pipelines.recipe import (
     STAGES,
     OrchestrationConfig,
@@ -102,9 +104,16 @@ def _stage_task(stage: str, orchestration: OrchestrationConfig):
     )
 
 
+# Slots of global concurrency limits are leases the holder renews: a run that dies keeps its
+# slot until the lease expires (Prefect's shortest is 60 s) and the server's repossessor
+# service frees it (every 5 s on servers llama-recipe starts; see flows/server.py).
+SLOT_LEASE_S = 60.0
+
+
 @contextmanager
 def _concurrency_slot(name: str, limit: int | None) -> Iterator[None]:
-    """Hold one slot of a global concurrency limit, created with `limit` when missing."""
+    """Hold one slot of a global concurrency limit, created with `limit` when missing; say
+    so when the slot is not free at once."""
     if not limit:
         yield
         return
@@ -115,7 +124,7 @@ def _concurrency_slot(name: str, limit: int | None) -> Iterator[None]:
 
     with get_client(sync_client=True) as client:
         try:
-            client.read_global_concurrency_limit_by_name(name)
+            current = client.read_global_concurrency_limit_by_name(name)
         except ObjectNotFound:
             try:
                 client.create_global_concurrency_limit(
@@ -123,7 +132,17 @@ def _concurrency_slot(name: str, limit: int | None) -> Iterator[None]:
                 )
             except ObjectAlreadyExists:  # another run created it first
                 pass
-    with concurrency(name, occupy=1, strict=True):
+            current = None
+    if current is not None and current.active_slots >= current.limit:
+        get_run_logger().info(
+            "waiting for a slot of the Prefect concurrency limit %s (%d of %d in use by other "
+            "runs; a run that died frees its slot within %.0f s)",
+            name,
+            current.active_slots,
+            current.limit,
+            SLOT_LEASE_S + 15,
+        )
+    with concurrency(name, occupy=1, strict=True, lease_duration=SLOT_LEASE_S):
         yield
 
 
@@ -243,8 +262,10 @@ def _run_stages(
     )
     done = 0
     summary: list[dict[str, Any]] = []
-    # One data flow at a time per recipe: a build and a stage rerun would write one workdir.
-    with _concurrency_slot(f"llama-recipe-{recipe.name}-workdir", 1):
+    # One data flow at a time per workdir, whatever Prefect server or machine it runs from.
+    logger = get_run_logger()
+    what = f"{flow_run.flow_name or 'build'} of recipe {recipe.name} (flow run {flow_run.name})"
+    with WorkdirLease(recipe.workdir, what, say=lambda line: logger.info("%s", line)):
         for stage, sources, force in plan:
             state = STAGE_FLOWS[stage](
                 recipe_path, sources, force=force, beam_flags=beam_flags, return_state=True

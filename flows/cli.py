@@ -130,6 +130,7 @@ def _parser() -> argparse.ArgumentParser:
 def cmd_build(args: argparse.Namespace, beam_flags: list[str]) -> int:
     from flows.build import build
     from flows.report import input_warnings, print_report
+    from flows.server import prefect_api
     from pipelines.stages import StageContext
     from pipelines.stages.extract import expand_inputs
 
@@ -139,14 +140,15 @@ def cmd_build(args: argparse.Namespace, beam_flags: list[str]) -> int:
     for source in args.sources or recipe.sources:
         if source in recipe.sources:
             expand_inputs(ctx, source)
-    state = build(
-        recipe_path=args.recipe,
-        stages=args.stages,
-        sources=args.sources,
-        force=args.force,
-        beam_flags=beam_flags,
-        return_state=True,
-    )
+    with prefect_api():  # the configured server, or a temporary local one
+        state = build(
+            recipe_path=args.recipe,
+            stages=args.stages,
+            sources=args.sources,
+            force=args.force,
+            beam_flags=beam_flags,
+            return_state=True,
+        )
     if state.is_failed():
         raise UserError(state.message or "build failed")
     print_report(recipe)
@@ -183,6 +185,13 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _workdir_lease(ctx, what: str):
+    from pipelines.lease import WorkdirLease
+
+    say = lambda line: print(f"llama-recipe: {line}", file=sys.stderr)  # noqa: E731
+    return WorkdirLease(ctx.recipe.workdir, f"{what} of recipe {ctx.recipe.name}", say=say)
+
+
 def _bring_up_to_date(ctx, stages: list[str], sources: list[str]) -> None:
     from pipelines.stages import STAGE_CLASSES, run_stage
 
@@ -200,10 +209,11 @@ def cmd_train_classifier(args: argparse.Namespace) -> int:
     if config is None:
         raise UserError(f"{args.recipe}: no `quality_classifier` section to train from")
     ctx = StageContext.from_recipe(recipe)
-    _bring_up_to_date(ctx, ["extract", "langid"], recipe.classifier_sources())
-    stage = STAGE_CLASSES["train-classifier"]()
-    stage.needed = lambda ctx: True  # asked for by name: train it even if no filter uses it yet
-    (result,) = run_stage(stage, ctx, [ALL_SOURCES], force=args.force)
+    with _workdir_lease(ctx, "train-quality-classifier"):
+        _bring_up_to_date(ctx, ["extract", "langid"], recipe.classifier_sources())
+        stage = STAGE_CLASSES["train-classifier"]()
+        stage.needed = lambda ctx: True  # asked for by name: train it even if no filter uses it
+        (result,) = run_stage(stage, ctx, [ALL_SOURCES], force=args.force)
     card = result.manifest
     m = card["metrics"]
     print(
@@ -231,7 +241,8 @@ def cmd_explain(args: argparse.Namespace) -> int:
         )
     if args.sample <= 0:
         raise UserError("--sample must be a positive number of documents")
-    _bring_up_to_date(ctx, ["extract"], [args.source])
+    with _workdir_lease(ctx, "explain-filters"):
+        _bring_up_to_date(ctx, ["extract"], [args.source])
     explained, cutoffs = explain(ctx, args.source, args.sample, args.seed)
     print(explain_json(explained) if args.json else render(explained, cutoffs))
     return 0
@@ -343,6 +354,10 @@ def _not_bigquery_notice(record: logging.LogRecord) -> bool:
     return not str(record.msg).startswith("apitools not found")
 
 
+# Commands that start processes (a Prefect server, Beam workers, torchrun, flow runs).
+_SPAWNING_COMMANDS = ("build", "serve", "train", "train-quality-classifier", "explain-filters")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     logging.getLogger("apache_beam.runners.common").addFilter(_HideUserErrorTracebacks())
     logging.getLogger().addFilter(_not_bigquery_notice)
@@ -350,6 +365,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args, unknown = parser.parse_known_args(argv)
     if unknown and args.command != "build":
         parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+    if args.command in _SPAWNING_COMMANDS:
+        from flows.processes import die_with_parent, start_guardian
+
+        start_guardian()  # what this command starts ends with it, whatever ends it
+        if "TORCHELASTIC_RUN_ID" in os.environ:
+            die_with_parent()  # a rank of torchrun ends with torchrun
     try:
         if args.command == "build":
             return cmd_build(args, unknown)

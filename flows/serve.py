@@ -16,17 +16,15 @@ Prefect server (SQLite under PREFECT_HOME) is started on 127.0.0.1 first.
 
 from __future__ import annotations
 
+import _thread
 import os
-import shutil
 import signal
-import socket
 import subprocess
 import sys
-import time
-import urllib.error
-import urllib.request
+import threading
 from pathlib import Path
 
+from flows.server import prefect_home, start_server, stop_server
 from pipelines.errors import UserError
 from pipelines.recipe import STAGES, load_recipe
 
@@ -84,73 +82,27 @@ def deployments(recipe_path: str) -> list:
     return served
 
 
-def _healthy(api_url: str) -> bool:
-    try:
-        with urllib.request.urlopen(f"{api_url}/health", timeout=2) as answer:
-            return answer.status == 200
-    except (urllib.error.URLError, OSError):
-        return False
-
-
-def _port_free(host: str, port: int) -> bool:
-    with socket.socket() as s:
-        try:
-            s.bind((host, port))
-        except OSError:
-            return False
-    return True
-
-
-def start_local_server(host: str, port: int, timeout_s: float = 180.0) -> subprocess.Popen:
-    """A Prefect server (SQLite under PREFECT_HOME) on host:port, healthy when this returns."""
-    if not _port_free(host, port):
-        raise UserError(
-            f"{host}:{port} is in use; stop what listens there, give --port, or set "
-            "PREFECT_API_URL to serve against a running Prefect server"
-        )
-    prefect = shutil.which("prefect", path=os.path.dirname(sys.executable)) or "prefect"
-    home = os.environ.get("PREFECT_HOME", str(Path.home() / ".prefect"))
-    print(f"starting a Prefect server on {host}:{port} (database under {home}) ...", flush=True)
-    api_url = f"http://{host}:{port}/api"
-    env = {
-        **os.environ,
-        # The UI asks the API at this address (its default is port 4200, whatever --port says).
-        "PREFECT_UI_API_URL": api_url,
-        "PREFECT_SERVER_API_HOST": host,
-        "PREFECT_SERVER_API_PORT": str(port),
-    }
-    os.makedirs(home, exist_ok=True)
-    log_path = os.path.join(home, "server.log")
-    with open(log_path, "ab") as log:  # the server keeps its own handle
-        server = subprocess.Popen(
-            [prefect, "server", "start", "--host", host, "--port", str(port)],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    print(f"server log: {log_path}", flush=True)
-    deadline = time.monotonic() + timeout_s
-    try:
-        while not _healthy(api_url):
-            if server.poll() is not None:
-                with open(log_path, errors="replace") as log:
-                    error = log.read().strip().splitlines()
-                raise UserError(
-                    f"the Prefect server did not start: {error[-1] if error else '?'} ({log_path})"
-                )
-            if time.monotonic() > deadline:
-                raise UserError(
-                    f"the Prefect server on {host}:{port} was not healthy after {timeout_s:g} s"
-                )
-            time.sleep(0.5)
-    except BaseException:  # Ctrl-C included: never leave a server behind
-        server.terminate()
-        raise
-    return server
-
-
 def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
+
+
+def _watch(server: subprocess.Popen, stopping: threading.Event) -> None:
+    """If the local server dies while serving, say so and stop: the runner cannot work without
+    it, and its shutdown (pausing the deployments through the API) could wait forever."""
+    while server.poll() is None:
+        if stopping.wait(1.0):
+            return
+    if stopping.is_set():
+        return
+    print(
+        f"llama-recipe: error: the Prefect server stopped (exit code {server.returncode}; "
+        f"see {os.path.join(prefect_home(), 'server.log')}); stopping",
+        file=sys.stderr,
+        flush=True,
+    )
+    _thread.interrupt_main()
+    if not stopping.wait(15.0):
+        os._exit(1)
 
 
 def serve(recipe_path: str, host: str = "127.0.0.1", port: int = 4200) -> int:
@@ -161,26 +113,28 @@ def serve(recipe_path: str, host: str = "127.0.0.1", port: int = 4200) -> int:
     served = deployments(recipe_path)  # a bad recipe fails here, before anything starts
     api_url = PREFECT_API_URL.value()
     server = None
-    if not api_url:
-        server = start_local_server(host, port)
-        api_url = f"http://{host}:{port}/api"
-    ui_url = api_url.removesuffix("/api")
-    names = ", ".join(d.full_name for d in served)
-    print(f"Prefect UI: {ui_url}", flush=True)
-    print(f"serving {len(served)} deployments: {names}", flush=True)
-    print(f"run one: {ui_url}/deployments (Ctrl-C stops)", flush=True)
-    # `kill` and service managers stop with SIGTERM: stop the local server as for Ctrl-C.
+    stopping = threading.Event()
+    # `kill` and service managers stop with SIGTERM: stop as for Ctrl-C.
     signal.signal(signal.SIGTERM, _interrupt)
     try:
+        if not api_url:
+            server = start_server(host, port, ui=True)
+            print(f"server log: {os.path.join(prefect_home(), 'server.log')}", flush=True)
+            api_url = f"http://{host}:{port}/api"
+            threading.Thread(target=_watch, args=(server, stopping), daemon=True).start()
+        ui_url = api_url.removesuffix("/api")
+        names = ", ".join(d.full_name for d in served)
+        print(f"Prefect UI: {ui_url}", flush=True)
+        print(f"serving {len(served)} deployments: {names}", flush=True)
+        print(f"run one: {ui_url}/deployments (Ctrl-C stops)", flush=True)
         with temporary_settings({PREFECT_API_URL: api_url}):
             prefect_serve(*served, print_starting_message=False)
+    except KeyboardInterrupt:
+        pass
     finally:
+        stopping.set()
         if server is not None:
-            server.terminate()
-            try:
-                server.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                server.kill()
+            stop_server(server)
     return 0
 
 

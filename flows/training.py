@@ -21,6 +21,7 @@ from prefect.artifacts import (
 )
 from prefect.states import Completed, Failed, State
 
+from flows.processes import spawn
 from flows.report import artifact_key
 from pipelines.errors import UserError
 from pipelines.recipe import Recipe, is_uri, load_recipe
@@ -110,7 +111,8 @@ def train_under_torchrun(
     checkpoint_dir = None
     tail: collections.deque[str] = collections.deque(maxlen=40)
     errors: list[str] = []
-    with subprocess.Popen(
+    # torchrun and its ranks end with this flow, however it ends.
+    with spawn(
         command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1
     ) as process:
         assert process.stdout is not None

@@ -18,6 +18,8 @@ from apache_beam.metrics.metric import MetricsFilter
 from pipelines import __version__
 from pipelines.beam_io import pipeline_options
 from pipelines.errors import InputError, StageError, UserError
+from pipelines.faults import failpoint
+from pipelines.lease import check_held
 from pipelines.recipe import Recipe
 from pipelines.store import ALL_SOURCES, StageStore, ipc_rows, parquet_rows, reject_reasons
 
@@ -174,8 +176,10 @@ def run_stage(
             results.pop(source, None)
     if to_run:
         stage.before_run(ctx, list(to_run))
+        check_held(ctx.store.workdir)
         for source in to_run:
             ctx.store.clear(stage.name, source)
+        failpoint(f"{stage.name}:after-clear")
         started = time.time()
         options = pipeline_options(ctx.recipe, ctx.beam_flags)
         pipeline = beam.Pipeline(options=options)
@@ -195,6 +199,8 @@ def run_stage(
                 raise
             raise InputError(line) from None
         seconds = round(time.time() - started, 3)
+        failpoint(f"{stage.name}:before-manifest")  # the data is written, not yet committed
+        check_held(ctx.store.workdir)  # a build that lost its lease commits nothing
         for source, fingerprint in to_run.items():
             summary = stage.summarize(
                 ctx, source, _counters(result, stage.metrics_namespace(source))
@@ -212,5 +218,6 @@ def run_stage(
                 },
             )
             results[source] = StageResult(stage.name, source, "ran", manifest)
+            failpoint(f"{stage.name}:after-manifest")
     # The sources asked for, then any the stage widened to.
     return [results[s] for s in targets] + [r for s, r in results.items() if s not in targets]
