@@ -11,6 +11,7 @@ deployment is triggered by it.
 
 from __future__ import annotations
 
+import logging
 import os
 import traceback
 from collections.abc import Iterator, Sequence
@@ -33,8 +34,9 @@ from prefect.task_engine import TaskRunTimeoutError
 from prefect.tasks import exponential_backoff
 
 from flows.report import artifact_key, mixture_rows, report_markdown, stage_rows
-from pipelines.errors import UserError
+from pipelines.errors import UserError, UserErrorTracebacks
 from pipelines.lease import WorkdirLease
+from pipelines.preflight import check_environment
 from pipelines.recipe import (
     STAGES,
     OrchestrationConfig,
@@ -43,11 +45,14 @@ from pipelines.recipe import (
     is_uri,
     load_recipe,
 )
+from pipelines.shards import MIXTURE_JSON
 from pipelines.stages import STAGE_CLASSES, StageContext, StageResult, run_stage
-from pipelines.stages.mix import MIXTURE_JSON
-from pipelines.store import ALL_SOURCES
 
 SHARDS_READY = "llama-recipe.shards.ready"
+
+
+# Installed where the flows are defined, so it holds in every process that runs them.
+logging.getLogger("prefect.task_runs").addFilter(UserErrorTracebacks())
 
 
 def recipe_resource(recipe: Recipe) -> dict[str, str]:
@@ -154,7 +159,7 @@ def _one_line(exc: BaseException) -> str:
 def _emit_shards_ready(recipe: Recipe, recipe_path: str, manifest: dict[str, Any]) -> None:
     from prefect.events import emit_event
 
-    shards = FileSystems.join(recipe.workdir, "mix", ALL_SOURCES)
+    shards = manifest["shards"]  # the committed version's folder
     mixture = manifest["mixture"]
     emit_event(
         event=SHARDS_READY,
@@ -166,6 +171,7 @@ def _emit_shards_ready(recipe: Recipe, recipe_path: str, manifest: dict[str, Any
             "tokens": mixture["total_tokens_packed"],
             "rows": mixture["rows"],
             "run_id": manifest["run_id"],
+            "version": manifest["version"],
         },
     )
 
@@ -254,6 +260,13 @@ def _run_stages(
     beam_flags: list[str] | None,
 ) -> State:
     """Run (stage, sources, force) in order as subflows, with a progress artifact."""
+    try:
+        # The disk, the workdir and the models before any stage: never a retried failure.
+        sources = sorted({name for _, names, _ in plan for name in names})
+        check_environment(recipe, [stage for stage, _, _ in plan], sources)
+    except UserError as exc:
+        get_run_logger().error("%s", exc)
+        return Failed(message=str(exc))
     total = sum(len(sources) if STAGE_CLASSES[s].per_source else 1 for s, sources, _ in plan)
     progress = create_progress_artifact(
         0.0,

@@ -13,7 +13,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from pipelines.errors import UserError
+from pipelines.errors import UserError, UserErrorTracebacks
 from pipelines.recipe import STAGES, load_recipe
 
 
@@ -46,6 +46,12 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--max-steps", type=int, help="override train.max_steps")
     train.add_argument("--model", help="override train.model (tiny, small, 7B, 13B, 33B, 65B)")
     train.add_argument("--resume", action="store_true", help="continue from the newest checkpoint")
+    train.add_argument(
+        "--no-verify-shards",
+        dest="verify_shards",
+        action="store_false",
+        help="skip the sha256 and token-id check of each shard (size and footer are checked)",
+    )
 
     plan = commands.add_parser(
         "plan", help="the epochs per source a token budget gives (Table 1 for your data)"
@@ -128,9 +134,10 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def cmd_build(args: argparse.Namespace, beam_flags: list[str]) -> int:
-    from flows.build import build
+    from flows.build import build, stages_to_run
     from flows.report import input_warnings, print_report
     from flows.server import prefect_api
+    from pipelines.preflight import check_environment
     from pipelines.stages import StageContext
     from pipelines.stages.extract import expand_inputs
 
@@ -140,6 +147,9 @@ def cmd_build(args: argparse.Namespace, beam_flags: list[str]) -> int:
     for source in args.sources or recipe.sources:
         if source in recipe.sources:
             expand_inputs(ctx, source)
+    # The workdir, its free space and the model files, before a Prefect server starts.
+    chosen = [s for s in args.sources or recipe.sources if s in recipe.sources]
+    check_environment(recipe, stages_to_run(args.stages), chosen)
     with prefect_api():  # the configured server, or a temporary local one
         state = build(
             recipe_path=args.recipe,
@@ -174,6 +184,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         args.max_steps,
         resume=args.resume,
         log=lambda record: print(step_line(record), flush=True),
+        verify_shards=args.verify_shards,
+        say=lambda line: print(line, flush=True),
     )
     if not history:
         print(f"nothing to do: the checkpoint in {checkpoint_dir} is at train.max_steps")
@@ -340,15 +352,6 @@ def cmd_fetch(args: argparse.Namespace) -> int:
     return 0
 
 
-class _HideUserErrorTracebacks(logging.Filter):
-    """Beam logs every worker exception with its traceback before re-raising it; for a
-    user's mistake the one-line message printed at the end says it all."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        error = record.exc_info[1] if record.exc_info else None
-        return not isinstance(error, UserError)
-
-
 def _not_bigquery_notice(record: logging.LogRecord) -> bool:
     # Beam warns at import that BigQuery's client libraries are missing; nothing here uses them.
     return not str(record.msg).startswith("apitools not found")
@@ -359,7 +362,8 @@ _SPAWNING_COMMANDS = ("build", "serve", "train", "train-quality-classifier", "ex
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    logging.getLogger("apache_beam.runners.common").addFilter(_HideUserErrorTracebacks())
+    # Beam logs a worker's exception with its traceback before re-raising it.
+    logging.getLogger("apache_beam.runners.common").addFilter(UserErrorTracebacks(drop=True))
     logging.getLogger().addFilter(_not_bigquery_notice)
     parser = _parser()
     args, unknown = parser.parse_known_args(argv)

@@ -17,6 +17,7 @@ Prefect server (SQLite under PREFECT_HOME) is started on 127.0.0.1 first.
 from __future__ import annotations
 
 import _thread
+import asyncio
 import os
 import signal
 import subprocess
@@ -107,7 +108,7 @@ def _watch(server: subprocess.Popen, stopping: threading.Event) -> None:
 
 def serve(recipe_path: str, host: str = "127.0.0.1", port: int = 4200) -> int:
     """Serve the recipe's deployments; start a local server first when no API is configured."""
-    from prefect import serve as prefect_serve
+    from prefect.runner import Runner
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
     served = deployments(recipe_path)  # a bad recipe fails here, before anything starts
@@ -128,7 +129,13 @@ def serve(recipe_path: str, host: str = "127.0.0.1", port: int = 4200) -> int:
         print(f"serving {len(served)} deployments: {names}", flush=True)
         print(f"run one: {ui_url}/deployments (Ctrl-C stops)", flush=True)
         with temporary_settings({PREFECT_API_URL: api_url}):
-            prefect_serve(*served, print_starting_message=False)
+            runner = Runner(pause_on_shutdown=True)
+            for deployment in served:
+                runner.add_deployment(deployment)
+            # Ctrl-C stops the runner gracefully, as SIGTERM does (asyncio's own handler
+            # cancels a task the runner may outlive); a second Ctrl-C exits at once.
+            signal.signal(signal.SIGINT, lambda signum, frame: runner.handle_sigterm())
+            asyncio.run(runner.start())
     except KeyboardInterrupt:
         pass
     finally:

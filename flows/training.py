@@ -25,7 +25,7 @@ from flows.processes import spawn
 from flows.report import artifact_key
 from pipelines.errors import UserError
 from pipelines.recipe import Recipe, is_uri, load_recipe
-from pipelines.store import MANIFEST
+from pipelines.shards import committed_version
 
 
 def train_recipe(
@@ -34,6 +34,8 @@ def train_recipe(
     max_steps: int | None = None,
     resume: bool = False,
     log: Callable[[dict[str, Any]], None] = lambda record: None,
+    verify_shards: bool = True,
+    say: Callable[[str], None] = lambda line: None,
 ) -> tuple[list[dict[str, Any]], str]:
     """Train the recipe's model (or `model`) on its shards; the per-step metrics of this run
     and the checkpoint folder."""
@@ -43,12 +45,11 @@ def train_recipe(
     if is_uri(recipe.workdir):
         raise UserError(f"workdir {recipe.workdir}: training reads shards from a local folder")
     shards = os.path.join(recipe.workdir, "mix", "_all")
-    if not os.path.isdir(shards):
+    if not os.path.isdir(shards) or committed_version(shards) is None:
         raise UserError(f"{shards}: no mix shards yet; build the recipe first")
-    if not os.path.exists(os.path.join(shards, MANIFEST)):
-        # The manifest is written last: without it the shards are being (re)written.
-        raise UserError(f"{shards}: the mix is not committed (a build is writing it?)")
     settings = recipe.train
+    if not verify_shards:
+        settings = dataclasses.replace(settings, verify_shards=False)
     if model is not None:
         if model not in CONFIGS:
             raise UserError(f"unknown model {model!r}; one of {', '.join(CONFIGS)}")
@@ -60,7 +61,13 @@ def train_recipe(
     checkpoint_dir = settings.checkpoint_dir or os.path.join(recipe.workdir, "checkpoints")
     try:
         history = train(
-            shards, recipe.tokenizer.vocab_size, settings, checkpoint_dir, log=log, resume=resume
+            shards,
+            recipe.tokenizer.vocab_size,
+            settings,
+            checkpoint_dir,
+            log=log,
+            resume=resume,
+            say=say,
         )
     except FileNotFoundError as exc:
         raise UserError(str(exc)) from None

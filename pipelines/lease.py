@@ -31,7 +31,7 @@ from typing import Any
 
 from apache_beam.io.filesystems import FileSystems
 
-from pipelines.errors import StageError
+from pipelines.errors import EnvironmentProblem, StageError
 
 LEASE = "_LEASE.json"
 LOCK = "_LEASE.lock"
@@ -234,7 +234,13 @@ class WorkdirLease:
             current = self.store.read()
             why_dead = current.dead_because() if current is not None else None
             if current is None or why_dead is not None:
-                if self.store.take(self.owner):
+                try:
+                    taken = self.store.take(self.owner)
+                except OSError as exc:
+                    raise EnvironmentProblem(
+                        f"workdir {self.workdir}: cannot write its lease ({exc.strerror or exc})"
+                    ) from None
+                if taken:
                     if current is not None:
                         self.say(
                             f"took over the lease of {self.workdir} from "

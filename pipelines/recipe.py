@@ -238,6 +238,9 @@ class MixtureConfig(_Strict):
     seq_len: int = Field(2048, gt=0)  # LLaMA context length
     seed: int = 0
     rows_per_shard: int = Field(8192, gt=0)
+    # Committed mix versions kept (the newest): training runs keep reading, and resume on,
+    # the version they started on while a rebuild commits a new one.
+    keep_versions: int = Field(3, ge=1)
 
 
 StageName = Literal[

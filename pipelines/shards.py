@@ -1,4 +1,9 @@
-"""Packed training shards: the schema the mix stage writes and a reader for the trainer.
+"""Packed training shards: the schema the mix stage writes, its versions, and a reader for the
+trainer that checks what it reads.
+
+Each run of `mix` commits a new version, `<mix dir>/<version>/` (shards and mixture.json),
+and names it in the stage's manifest, written last; earlier versions stay until newer ones
+push them out, so a training run keeps reading, and resumes on, the version it started on.
 
 This module imports nothing heavier than pyarrow and numpy, so a training job can read
 shards without the data pipeline's dependencies.
@@ -7,14 +12,24 @@ shards without the data pipeline's dependencies.
 from __future__ import annotations
 
 import glob
+import hashlib
 import json
 import os
+import threading
 from collections.abc import Iterator
 
 import numpy as np
 import pyarrow as pa
 
+from pipelines.errors import UserError
+
 SHARD_GLOB = "shard-*.arrow"
+MIXTURE_JSON = "mixture.json"
+MANIFEST = "_MANIFEST.json"
+
+
+class ShardError(UserError):
+    """A shard does not match mixture.json, or holds a token id past the vocabulary."""
 
 
 def shard_schema(seq_len: int, vocab_size: int) -> pa.Schema:
@@ -23,31 +38,158 @@ def shard_schema(seq_len: int, vocab_size: int) -> pa.Schema:
     return pa.schema([pa.field("tokens", pa.list_(value_type, seq_len + 1), nullable=False)])
 
 
-class ShardReader:
-    """Memory-maps every shard of a mix output; sequence i in O(1), iteration from anywhere.
+def committed_version(mix_dir: str) -> str | None:
+    """The version the mix stage's manifest names; while mix reruns (no manifest), the newest
+    committed version; None when there is none."""
+    try:
+        with open(os.path.join(mix_dir, MANIFEST)) as fh:
+            return json.load(fh)["version"]
+    except (OSError, ValueError, KeyError):
+        found = versions(mix_dir)
+        return found[-1] if found else None
 
-    Nothing is read at open: each record batch of each shard is a zero-copy numpy view of
-    the mapped file, so memory holds only the pages the trainer touches.
+
+def versions(mix_dir: str) -> list[str]:
+    """Committed versions in `mix_dir`, oldest first (a version is committed when its
+    mixture.json, written after every shard, exists)."""
+    found = glob.glob(os.path.join(mix_dir, "*", MIXTURE_JSON))
+    return sorted(os.path.basename(os.path.dirname(path)) for path in found)
+
+
+def shards_dir(mix_dir: str, version: str | None = None) -> tuple[str, str | None]:
+    """(folder of the shards, version) for a mix stage folder: `version` when given, else the
+    committed one. A folder that holds shards itself is read as it is (version None)."""
+    if version is None and glob.glob(os.path.join(mix_dir, SHARD_GLOB)):
+        return mix_dir, None
+    chosen = version or committed_version(mix_dir)
+    if chosen is None:
+        raise ShardError(f"{mix_dir}: no committed mix (build the recipe first)")
+    directory = os.path.join(mix_dir, chosen)
+    if not os.path.exists(os.path.join(directory, MIXTURE_JSON)):
+        raise ShardError(
+            f"{mix_dir}: mix version {chosen} is not there any more (versions: "
+            f"{', '.join(versions(mix_dir)) or 'none'}; mixture.keep_versions keeps the newest)"
+        )
+    return directory, chosen
+
+
+class ShardReader:
+    """Memory-maps every shard of a mix version; sequence i in O(1), iteration from anywhere.
+
+    Each shard is checked when the reader opens it: present, of the size mixture.json
+    records, with a readable Arrow footer and the recorded number of rows. With `verify`, a
+    background thread also hashes each shard (sha256 against mixture.json) and checks its
+    token ids against `vocab_size`, and the first read of a shard waits for its check. Any
+    mismatch is a ShardError naming the shard and what differs.
     """
 
-    def __init__(self, directory: str):
-        paths = sorted(glob.glob(os.path.join(directory, SHARD_GLOB)))
+    def __init__(self, directory: str, vocab_size: int | None = None, verify: bool = True):
+        self.directory = directory
+        mixture_path = os.path.join(directory, MIXTURE_JSON)
+        self.mixture = None
+        if os.path.exists(mixture_path):
+            with open(mixture_path) as fh:
+                self.mixture = json.load(fh)
+        if self.mixture is not None:
+            recorded = {s["file"]: s for s in self.mixture["shards"]}
+            paths = [os.path.join(directory, name) for name in sorted(recorded)]
+        else:  # shards without a manifest (written by hand): nothing to check them against
+            recorded = {}
+            paths = sorted(glob.glob(os.path.join(directory, SHARD_GLOB)))
         if not paths:
-            raise FileNotFoundError(f"{directory}: no {SHARD_GLOB} shards")
+            raise ShardError(f"{directory}: no {SHARD_GLOB} shards")
         self.paths = paths
+        self.vocab_size = vocab_size
         self._blocks: list[np.ndarray] = []
-        for path in paths:
-            reader = pa.ipc.open_file(pa.memory_map(path, "r"))
-            for i in range(reader.num_record_batches):
-                column = reader.get_batch(i).column(0)
-                width = column.type.list_size
-                values = column.values.slice(column.offset * width, len(column) * width)
-                # Zero-copy view over the mapped file: [rows, seq_len + 1].
-                self._blocks.append(values.to_numpy(zero_copy_only=True).reshape(-1, width))
+        self._block_shard: list[int] = []
+        for index, path in enumerate(paths):
+            for block in self._open(path, recorded.get(os.path.basename(path))):
+                self._blocks.append(block)
+                self._block_shard.append(index)
         self.row_tokens = self._blocks[0].shape[1]
         self._offsets = np.cumsum([0] + [len(b) for b in self._blocks])
-        mixture_path = os.path.join(directory, "mixture.json")
-        self.mixture = json.load(open(mixture_path)) if os.path.exists(mixture_path) else None
+        self._checked = [threading.Event() for _ in paths]
+        self._problems: list[str | None] = [None] * len(paths)
+        if verify and (recorded or vocab_size):
+            threading.Thread(
+                target=self._check_all, args=(recorded,), name="shard-check", daemon=True
+            ).start()
+        else:
+            for event in self._checked:
+                event.set()
+
+    def _open(self, path: str, record: dict | None) -> list[np.ndarray]:
+        """Zero-copy [rows, row_tokens] views of one shard's record batches, after the
+        checks that cost nothing: size, footer, row count."""
+        name = os.path.basename(path)
+        if not os.path.exists(path):
+            raise ShardError(f"{name}: missing from {self.directory} (listed in mixture.json)")
+        size = os.path.getsize(path)
+        if record is not None and "bytes" in record and size != record["bytes"]:
+            raise ShardError(f"{name}: {size} bytes, mixture.json records {record['bytes']}")
+        try:
+            reader = pa.ipc.open_file(pa.memory_map(path, "r"))
+            batches = [reader.get_batch(i) for i in range(reader.num_record_batches)]
+        except (pa.ArrowException, OSError) as exc:
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ShardError(f"{name}: not a readable Arrow IPC file ({reason})") from None
+        blocks = []
+        for batch in batches:
+            column = batch.column(0)
+            if not pa.types.is_fixed_size_list(column.type):
+                raise ShardError(f"{name}: column {column.type}, not fixed-size token rows")
+            width = column.type.list_size
+            values = column.values.slice(column.offset * width, len(column) * width)
+            blocks.append(values.to_numpy(zero_copy_only=True).reshape(-1, width))
+        rows = sum(len(b) for b in blocks)
+        if record is not None and rows != record["rows"]:
+            raise ShardError(f"{name}: {rows} rows, mixture.json records {record['rows']}")
+        return blocks
+
+    def _check_all(self, recorded: dict[str, dict]) -> None:
+        for index, path in enumerate(self.paths):
+            name = os.path.basename(path)
+            try:
+                expected = recorded.get(name, {}).get("sha256")
+                if expected:
+                    digest = hashlib.sha256()
+                    with open(path, "rb") as fh:
+                        while chunk := fh.read(1 << 22):
+                            digest.update(chunk)
+                    if digest.hexdigest() != expected:
+                        self._problems[index] = (
+                            f"{name}: sha256 {digest.hexdigest()[:16]}..., mixture.json "
+                            f"records {expected[:16]}... (the file changed after mix wrote it)"
+                        )
+                        continue
+                if self.vocab_size:
+                    self._problems[index] = self._token_problem(index)
+            except OSError as exc:
+                self._problems[index] = f"{name}: cannot be read ({exc})"
+            finally:
+                self._checked[index].set()
+
+    def _token_problem(self, index: int) -> str | None:
+        first_row = 0
+        for block, shard in zip(self._blocks, self._block_shard, strict=True):
+            if shard != index:
+                continue
+            high = int(block.max()) if block.size else 0
+            if high >= self.vocab_size:
+                row = first_row + int(np.argmax((block >= self.vocab_size).any(axis=1)))
+                name = os.path.basename(self.paths[index])
+                return (
+                    f"{name}: token id {high} in row {row} is past the vocabulary "
+                    f"({self.vocab_size} ids)"
+                )
+            first_row += len(block)
+        return None
+
+    def _ready(self, block: int) -> None:
+        shard = self._block_shard[block]
+        self._checked[shard].wait()
+        if self._problems[shard]:
+            raise ShardError(self._problems[shard])
 
     def __len__(self) -> int:
         return int(self._offsets[-1])
@@ -56,6 +198,7 @@ class ShardReader:
         if not 0 <= index < len(self):
             raise IndexError(index)
         block = int(np.searchsorted(self._offsets, index, side="right")) - 1
+        self._ready(block)
         return self._blocks[block][index - self._offsets[block]]
 
     def iter_from(self, start: int) -> Iterator[np.ndarray]:
@@ -64,6 +207,12 @@ class ShardReader:
             raise IndexError(start)
         block = int(np.searchsorted(self._offsets, start, side="right")) - 1
         within = start - int(self._offsets[block])
-        for rows in self._blocks[block:]:
+        for index, rows in enumerate(self._blocks[block:], start=block):
+            self._ready(index)
             yield from rows[within:]
             within = 0
+
+    def verify_all(self) -> None:
+        """Wait for every shard's check; raise the first problem."""
+        for block in range(len(self._blocks)):
+            self._ready(block)

@@ -8,8 +8,10 @@ been committed, so a killed run never leaves a half stage that looks finished.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
+import uuid
 from collections import Counter
 from typing import Any
 
@@ -44,36 +46,56 @@ class StageStore:
 
     # -- manifests -------------------------------------------------------------------------
     def read_manifest(self, stage: str, source: str = ALL_SOURCES) -> dict[str, Any] | None:
+        """A stage's manifest, or None when it has not finished (a manifest that does not
+        parse, from a crash of an older version or a damaged disk, counts as none)."""
         path = self.path(stage, source, MANIFEST)
         if not FileSystems.exists(path):
             return None
         with FileSystems.open(path) as fh:
-            return json.loads(fh.read().decode("utf-8"))
+            try:
+                return json.loads(fh.read().decode("utf-8"))
+            except (UnicodeDecodeError, ValueError):
+                return None
 
     def is_current(self, stage: str, source: str, fingerprint: str) -> bool:
         manifest = self.read_manifest(stage, source)
         return manifest is not None and manifest.get("fingerprint") == fingerprint
 
-    def clear(self, stage: str, source: str = ALL_SOURCES) -> None:
-        """Forget a stage's output: the manifest goes first, so the stage reads as unfinished."""
-        directory = self.dir(stage, source)
+    def forget(self, stage: str, source: str = ALL_SOURCES) -> None:
+        """Delete a stage's manifest: the stage reads as unfinished."""
         manifest = self.path(stage, source, MANIFEST)
         if FileSystems.exists(manifest):
             FileSystems.delete([manifest])
+
+    def clear(self, stage: str, source: str = ALL_SOURCES) -> None:
+        """Forget a stage's output: the manifest goes first, so the stage reads as unfinished."""
+        self.forget(stage, source)
+        directory = self.dir(stage, source)
         if FileSystems.exists(directory):
             FileSystems.delete([directory])
 
     def write_manifest(self, stage: str, source: str, manifest: dict[str, Any]) -> dict[str, Any]:
         manifest = {"stage": stage, "source": source, "code_version": __version__, **manifest}
         manifest.setdefault("finished_at", time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
-        with FileSystems.create(self.path(stage, source, MANIFEST)) as fh:
-            fh.write(json.dumps(manifest, indent=2, sort_keys=True).encode("utf-8"))
+        data = json.dumps(manifest, indent=2, sort_keys=True).encode("utf-8")
+        self.write_bytes(self.path(stage, source, MANIFEST), data)
         return manifest
 
     # -- reading outputs -------------------------------------------------------------------
     def write_bytes(self, path: str, data: bytes) -> None:
-        with FileSystems.create(path) as fh:
-            fh.write(data)
+        """Write a whole file or nothing: into a temporary name, then renamed into place (a
+        crash or a full disk never leaves a file cut short under its real name)."""
+        temporary = f"{path}.partial-{uuid.uuid4().hex[:8]}"
+        try:
+            with FileSystems.create(temporary) as fh:
+                fh.write(data)
+            if FileSystems.exists(path):
+                FileSystems.delete([path])
+            FileSystems.rename([temporary], [path])
+        except BaseException:
+            with contextlib.suppress(Exception):
+                FileSystems.delete([temporary])
+            raise
 
     def read_bytes(self, path: str) -> bytes:
         with FileSystems.open(path) as fh:

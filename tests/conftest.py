@@ -67,6 +67,13 @@ def built_sample(tmp_path_factory, lid_model_path: str) -> Path:
     return path
 
 
+def mix_shards(workdir: str) -> str:
+    """The folder of the committed mix version of a workdir."""
+    from pipelines.shards import shards_dir
+
+    return shards_dir(os.path.join(workdir, "mix", "_all"))[0]
+
+
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that nothing listens on now."""
     with socket.socket() as s:

@@ -39,6 +39,9 @@ class TrainSettings:
     activation_checkpointing: Literal["none", "selective", "full"] = "none"
     # Per device, for MFU; None: the bf16 peak of a GPU we know (H100/H200 989, A100 312).
     peak_tflops: float | None = None
+    # Check every shard's sha256 and token ids (in a background thread, before its first
+    # read); size, Arrow footer and rows are checked either way.
+    verify_shards: bool = True
     # Processes the `train` flow starts with torchrun on its machine (one per GPU); 1 trains in
     # the flow's own process. The command line under torchrun does not read it.
     nproc_per_node: int = 1

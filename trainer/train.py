@@ -18,7 +18,8 @@ import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 
-from pipelines.shards import ShardReader
+from pipelines.shards import ShardReader, committed_version
+from pipelines.shards import shards_dir as shards_dir_of
 from trainer import checkpoint
 from trainer.config import TrainSettings
 from trainer.data import batch_for, rank_slice
@@ -83,13 +84,24 @@ def train(
     log: Callable[[dict[str, Any]], None] = lambda record: None,
     resume: bool = False,
     stop_after: int | None = None,
+    say: Callable[[str], None] = lambda line: None,
 ) -> list[dict[str, Any]]:
     """Train from the mix shards (on every rank when launched by torchrun); return the
-    per-step metrics of this run and leave checkpoints in `checkpoint_dir`. `stop_after`
-    ends the run after that step with a checkpoint, as a preempted job would end."""
+    per-step metrics of this run and leave checkpoints in `checkpoint_dir`. `shards_dir` is
+    the mix stage's folder (its committed version is read; a resumed run reads the version
+    it started on) or a folder of shards. `stop_after` ends the run after that step with a
+    checkpoint, as a preempted job would end."""
     world = init_world(settings.device)
     torch.manual_seed(settings.seed)
-    reader = ShardReader(shards_dir)
+    found = checkpoint.latest(checkpoint_dir) if resume else None
+    if resume and found is None:
+        raise FileNotFoundError(f"{checkpoint_dir}: no checkpoint to resume from")
+    trained_on = checkpoint.read_meta(found).get("mix_version") if found else None
+    directory, version = shards_dir_of(shards_dir, trained_on)
+    newest = committed_version(shards_dir)
+    if trained_on and newest and newest != trained_on and world.main:
+        say(f"resuming on mix version {trained_on}, the one this run started on (newest: {newest})")
+    reader = ShardReader(directory, vocab_size=vocab_size, verify=settings.verify_shards)
     seq_len = reader.row_tokens - 1
     args = model_args(settings.model, vocab_size, seq_len)
     model = Llama(args)
@@ -101,10 +113,7 @@ def train(
     optimizer = build_optimizer(model, settings)
     os.makedirs(checkpoint_dir, exist_ok=True)
     first_step, position = 0, 0
-    if resume:
-        found = checkpoint.latest(checkpoint_dir)
-        if found is None:
-            raise FileNotFoundError(f"{checkpoint_dir}: no checkpoint to resume from")
+    if found is not None:
         meta = checkpoint.load(found, model, optimizer, world.rank)
         first_step, position = meta["step"], meta["data_position"]
     offset, count = rank_slice(settings.batch_size, world.rank, world.size)
@@ -117,9 +126,13 @@ def train(
         "settings": dataclasses.asdict(settings),
         "parameters": parameters,
         "world_size": world.size,
+        "mix_version": version,
     }
     history: list[dict[str, Any]] = []
     metrics_path = os.path.join(checkpoint_dir, "metrics.jsonl")
+    if world.main and resume:
+        # Steps after the checkpoint were logged by the run that died; they run again.
+        keep_metrics_until(metrics_path, first_step)
     metrics_file = open(metrics_path, "a" if resume else "w") if world.main else None  # noqa: SIM115
     board = None
     if world.main:
@@ -208,7 +221,7 @@ def train(
     # The whole model in one file, for `llama-recipe export`.
     state = checkpoint.full_model_state(model)
     if world.main:
-        torch.save(
+        checkpoint.save_whole(
             {**meta, "model": state, "step": settings.max_steps, "data_position": position},
             os.path.join(checkpoint_dir, "checkpoint.pt"),
         )
@@ -218,6 +231,25 @@ def train(
         dist.barrier()
         dist.destroy_process_group()
     return history
+
+
+def keep_metrics_until(metrics_path: str, step: int) -> None:
+    """Rewrite metrics.jsonl with the records of steps up to `step` only."""
+    if not os.path.exists(metrics_path):
+        return
+    with open(metrics_path) as fh:
+        lines = [line for line in fh if line.strip()]
+    kept = []
+    for line in lines:
+        try:
+            if json.loads(line)["step"] <= step:
+                kept.append(line)
+        except (ValueError, KeyError):
+            break  # a line cut short by the crash, and nothing after it
+    temporary = metrics_path + ".tmp"
+    with open(temporary, "w") as fh:
+        fh.writelines(kept)
+    os.replace(temporary, metrics_path)
 
 
 def plot_loss(metrics_path: str, out: str) -> None:

@@ -3,12 +3,16 @@ counts, then commit each output by writing its manifest last."""
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
+import os
 import re
+import shutil
 import time
 import uuid
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,10 +21,10 @@ from apache_beam.metrics.metric import MetricsFilter
 
 from pipelines import __version__
 from pipelines.beam_io import pipeline_options
-from pipelines.errors import InputError, StageError, UserError
+from pipelines.errors import EnvironmentProblem, InputError, StageError, UserError
 from pipelines.faults import failpoint
 from pipelines.lease import check_held
-from pipelines.recipe import Recipe
+from pipelines.recipe import Recipe, is_uri
 from pipelines.store import ALL_SOURCES, StageStore, ipc_rows, parquet_rows, reject_reasons
 
 
@@ -87,6 +91,13 @@ class Stage:
 
     def before_run(self, ctx: StageContext, sources: Sequence[str]) -> None:
         """Work on the driver before the pipeline is built (validation, planning)."""
+
+    def clear(self, ctx: StageContext, source: str) -> None:
+        """Forget the output for a rerun (the manifest first, so it reads as unfinished)."""
+        ctx.store.clear(self.name, source)
+
+    def after_commit(self, ctx: StageContext, source: str) -> None:
+        """Work after the manifest is written (optional)."""
 
     # How the kept documents are stored: Parquet, or Arrow IPC for token rows.
     kept_suffix = ".parquet"
@@ -175,49 +186,93 @@ def run_stage(
             to_run[source] = stage.fingerprint(ctx, source)
             results.pop(source, None)
     if to_run:
-        stage.before_run(ctx, list(to_run))
-        check_held(ctx.store.workdir)
-        for source in to_run:
-            ctx.store.clear(stage.name, source)
-        failpoint(f"{stage.name}:after-clear")
-        started = time.time()
-        options = pipeline_options(ctx.recipe, ctx.beam_flags)
-        pipeline = beam.Pipeline(options=options)
-        for source in to_run:
-            stage.expand(pipeline, ctx, source)
-        stage.finish(pipeline, ctx)
-        try:
-            result = pipeline.run()
-            result.wait_until_finish()
-        except UserError as exc:
-            # Drop Beam's " [while running '<step>']" suffix: the message names the input.
-            raise type(exc)(_BEAM_STEP_RE.sub("", str(exc))) from None
-        except Exception as exc:
-            # Runners that run workers out of process report a worker's error as text.
-            line = user_error_line(str(exc))
-            if line is None:
-                raise
-            raise InputError(line) from None
-        seconds = round(time.time() - started, 3)
-        failpoint(f"{stage.name}:before-manifest")  # the data is written, not yet committed
-        check_held(ctx.store.workdir)  # a build that lost its lease commits nothing
-        for source, fingerprint in to_run.items():
-            summary = stage.summarize(
-                ctx, source, _counters(result, stage.metrics_namespace(source))
-            )
-            manifest = ctx.store.write_manifest(
-                stage.name,
-                source,
-                {
-                    "fingerprint": fingerprint,
-                    "run_id": uuid.uuid4().hex,
-                    "config": stage.config(ctx, source),
-                    "pipeline_seconds": seconds,
-                    "runner": ctx.recipe.runner.name,
-                    **summary,
-                },
-            )
-            results[source] = StageResult(stage.name, source, "ran", manifest)
-            failpoint(f"{stage.name}:after-manifest")
+        with _disk_problems(ctx, stage.name):
+            _run_and_commit(stage, ctx, to_run, results)
     # The sources asked for, then any the stage widened to.
     return [results[s] for s in targets] + [r for s, r in results.items() if s not in targets]
+
+
+_DISK_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS)
+
+
+def _disk_error(exc: BaseException) -> OSError | None:
+    """The OSError of a full or read-only disk behind `exc` (Beam wraps worker errors)."""
+    seen = 0
+    while exc is not None and seen < 10:
+        if isinstance(exc, OSError) and exc.errno in _DISK_ERRNOS:
+            return exc
+        for code in _DISK_ERRNOS:
+            if os.strerror(code) in str(exc):
+                return OSError(code, os.strerror(code))
+        exc, seen = exc.__cause__ or exc.__context__, seen + 1
+    return None
+
+
+@contextmanager
+def _disk_problems(ctx: StageContext, stage: str) -> Iterator[None]:
+    """A full or read-only disk is the environment's problem: one line, not retried."""
+    try:
+        yield
+    except UserError:
+        raise
+    except Exception as exc:
+        problem = _disk_error(exc)
+        if problem is None:
+            raise
+        where = ctx.store.workdir
+        free = ""
+        if not is_uri(where) and os.path.isdir(where):
+            free = f"; {shutil.disk_usage(where).free / 1e6:,.0f} MB free now"
+        raise EnvironmentProblem(
+            f"workdir {where}: {problem.strerror} while {stage} wrote its output{free} "
+            "(what it wrote is not committed; run again once there is room)"
+        ) from None
+
+
+def _run_and_commit(
+    stage: Stage, ctx: StageContext, to_run: dict[str, str], results: dict[str, StageResult]
+) -> None:
+    """Run the stage's pipeline for `to_run` (source: fingerprint) and commit each output."""
+    stage.before_run(ctx, list(to_run))
+    check_held(ctx.store.workdir)
+    for source in to_run:
+        stage.clear(ctx, source)
+    failpoint(f"{stage.name}:after-clear")
+    started = time.time()
+    options = pipeline_options(ctx.recipe, ctx.beam_flags)
+    pipeline = beam.Pipeline(options=options)
+    for source in to_run:
+        stage.expand(pipeline, ctx, source)
+    stage.finish(pipeline, ctx)
+    try:
+        result = pipeline.run()
+        result.wait_until_finish()
+    except UserError as exc:
+        # Drop Beam's " [while running '<step>']" suffix: the message names the input.
+        raise type(exc)(_BEAM_STEP_RE.sub("", str(exc))) from None
+    except Exception as exc:
+        # Runners that run workers out of process report a worker's error as text.
+        line = user_error_line(str(exc))
+        if line is None:
+            raise
+        raise InputError(line) from None
+    seconds = round(time.time() - started, 3)
+    failpoint(f"{stage.name}:before-manifest")  # the data is written, not yet committed
+    check_held(ctx.store.workdir)  # a build that lost its lease commits nothing
+    for source, fingerprint in to_run.items():
+        summary = stage.summarize(ctx, source, _counters(result, stage.metrics_namespace(source)))
+        manifest = ctx.store.write_manifest(
+            stage.name,
+            source,
+            {
+                "fingerprint": fingerprint,
+                "run_id": uuid.uuid4().hex,
+                "config": stage.config(ctx, source),
+                "pipeline_seconds": seconds,
+                "runner": ctx.recipe.runner.name,
+                **summary,
+            },
+        )
+        results[source] = StageResult(stage.name, source, "ran", manifest)
+        failpoint(f"{stage.name}:after-manifest")
+        stage.after_commit(ctx, source)

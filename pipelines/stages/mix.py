@@ -1,6 +1,7 @@
 """mix: take p_s * T tokens from every source (whole epochs, then an exact part of one more),
 shuffle deterministically, pack documents into rows of seq_len + 1 tokens, write Arrow IPC
-shards and `mixture.json`.
+shards and `mixture.json` into a new version folder (`mix/_all/<version>/`; see
+pipelines/shards.py), keeping the newest `mixture.keep_versions` committed versions.
 
 Everything that grows with the corpus runs in Beam: the partial epoch is cut with a token-mass
 histogram over a deterministic per-document hash (a fixed-size combine), only the documents of
@@ -13,7 +14,9 @@ import hashlib
 import io
 import json
 import math
-from collections.abc import Iterable, Iterator
+import time
+import uuid
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,13 +28,12 @@ from apache_beam.io.filesystems import FileSystems
 from pipelines.beam_io import read_arrow_ipc
 from pipelines.document import unit_hash
 from pipelines.errors import UserError
-from pipelines.shards import SHARD_GLOB, shard_schema
+from pipelines.shards import MIXTURE_JSON, SHARD_GLOB, shard_schema
 from pipelines.stages.base import Stage, StageContext, require_manifest
 from pipelines.stages.tokenizer import BOS_ID, EOS_ID
 from pipelines.store import ALL_SOURCES, match_files
 
 HISTOGRAM_BINS = 1 << 16
-MIXTURE_JSON = "mixture.json"
 
 
 @dataclass(frozen=True)
@@ -279,9 +281,49 @@ class MixStage(Stage):
 
     def config(self, ctx: StageContext, source: str) -> Any:
         return {
-            "mixture": ctx.recipe.mixture.model_dump(mode="json"),
+            # How many old versions are kept changes nothing in the new one.
+            "mixture": ctx.recipe.mixture.model_dump(mode="json", exclude={"keep_versions"}),
             "weights": ctx.recipe.weights(),
         }
+
+    def before_run(self, ctx: StageContext, sources: Sequence[str]) -> None:
+        # Versions sort by the time they were made.
+        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+        self.version = f"v{stamp}-{uuid.uuid4().hex[:8]}"
+
+    def version_dir(self, ctx: StageContext, version: str) -> str:
+        return FileSystems.join(ctx.store.dir(self.name), version)
+
+    def clear(self, ctx: StageContext, source: str) -> None:
+        """Forget the committed mix (its manifest) and whatever a killed run left half
+        written; committed versions stay for the training runs that read them."""
+        ctx.store.forget(self.name, source)
+        for leftover in self._uncommitted(ctx):
+            FileSystems.delete([leftover])
+
+    def after_commit(self, ctx: StageContext, source: str) -> None:
+        """Old versions beyond `mixture.keep_versions` go (the newest first stay)."""
+        directory = ctx.store.dir(self.name)
+        committed = sorted(
+            path.rsplit("/", 2)[-2]
+            for path in match_files(FileSystems.join(directory, "*", MIXTURE_JSON))
+        )
+        others = [v for v in committed if v != self.version]
+        keep = ctx.recipe.mixture.keep_versions - 1
+        old = others[: max(len(others) - keep, 0)]
+        if old:
+            FileSystems.delete([self.version_dir(ctx, v) for v in old])
+
+    def _uncommitted(self, ctx: StageContext) -> list[str]:
+        """Version folders without their mixture.json, and shards of the unversioned layout."""
+        directory = ctx.store.dir(self.name)
+        leftovers = match_files(FileSystems.join(directory, SHARD_GLOB))
+        leftovers += match_files(FileSystems.join(directory, MIXTURE_JSON))
+        shards = match_files(FileSystems.join(directory, "*", SHARD_GLOB))
+        for folder in sorted({path.rsplit("/", 1)[0] for path in shards}):
+            if not FileSystems.exists(FileSystems.join(folder, MIXTURE_JSON)):
+                leftovers.append(folder)
+        return leftovers
 
     def upstream_manifests(self, ctx: StageContext, source: str) -> list[dict[str, Any]]:
         needed = [("train-tokenizer", ALL_SOURCES)] + [("tokenize", s) for s in ctx.recipe.sources]
@@ -403,7 +445,9 @@ class MixStage(Stage):
             | "WriteShards"
             >> beam.ParDo(
                 WriteShard(
-                    ctx.store.dir(self.name), mixture.seq_len, ctx.recipe.tokenizer.vocab_size
+                    self.version_dir(ctx, self.version),
+                    mixture.seq_len,
+                    ctx.recipe.tokenizer.vocab_size,
                 )
             )
         )
@@ -415,7 +459,8 @@ class MixStage(Stage):
         for name in plans:
             actual[name] = metrics.get(f"tokens/{name}", 0)
             documents[name] = metrics.get(f"documents/{name}", 0)
-        for path in match_files(FileSystems.join(ctx.store.dir(self.name), SHARD_GLOB)):
+        version_dir = self.version_dir(ctx, self.version)
+        for path in match_files(FileSystems.join(version_dir, SHARD_GLOB)):
             data = ctx.store.read_bytes(path)
             reader = pa.ipc.open_file(data)
             rows = sum(reader.get_batch(i).num_rows for i in range(reader.num_record_batches))
@@ -423,6 +468,7 @@ class MixStage(Stage):
                 {
                     "file": path.rsplit("/", 1)[-1],
                     "rows": rows,
+                    "bytes": len(data),
                     "sha256": hashlib.sha256(data).hexdigest(),
                 }
             )
@@ -455,11 +501,12 @@ class MixStage(Stage):
         }
         if not shards:
             raise UserError("mix: no shard was written (total_tokens smaller than one row?)")
+        # Written after every shard: it marks the version complete.
         ctx.store.write_bytes(
-            FileSystems.join(ctx.store.dir(self.name), MIXTURE_JSON),
-            json.dumps(mixture, indent=2, sort_keys=True).encode(),
+            FileSystems.join(version_dir, MIXTURE_JSON),
+            json.dumps({**mixture, "version": self.version}, indent=2, sort_keys=True).encode(),
         )
-        return {"mixture": mixture}
+        return {"mixture": mixture, "version": self.version, "shards": version_dir}
 
 
 def _select_partial(

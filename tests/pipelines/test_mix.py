@@ -1,6 +1,3 @@
-import glob
-import os
-
 import numpy as np
 import pytest
 
@@ -97,29 +94,34 @@ def test_pack_cuts_rows_and_counts_tokens_per_source():
     assert docs.tolist() == [2, 1]
 
 
-def test_an_open_reader_keeps_its_shards_when_mix_rewrites_them(built_sample, tmp_path):
-    """A training run maps its shards when it starts; a stage rerun that clears and rewrites
-    the mix folder meanwhile changes nothing that run reads (the triggered run after it reads
-    the new shards)."""
+def test_a_mix_rerun_leaves_the_version_a_training_run_reads(built_sample, tmp_path):
+    """A training run reads one committed version; a rerun of mix commits a new version
+    beside it and never touches the files of the old one, which a resumed run reads again."""
+    import hashlib
     import shutil
 
     from pipelines.recipe import load_recipe
-    from pipelines.shards import ShardReader
-    from pipelines.store import StageStore
+    from pipelines.shards import ShardReader, committed_version, shards_dir, versions
+    from pipelines.stages import STAGE_CLASSES, StageContext, run_stage
+    from tests.conftest import write_recipe
 
-    built = StageStore(load_recipe(built_sample).workdir).dir("mix", "_all")
-    store = StageStore(str(tmp_path))
-    shards = store.dir("mix", "_all")
-    shutil.copytree(built, shards)
-    reader = ShardReader(shards)
+    recipe = load_recipe(built_sample)
+    path = write_recipe(tmp_path, mixture={**recipe.mixture.model_dump(), "keep_versions": 2})
+    shutil.copytree(recipe.workdir, tmp_path / "work")
+    mix_dir = str(tmp_path / "work" / "mix" / "_all")
+    first, version = shards_dir(mix_dir)
+    reader = ShardReader(first)
     before = np.stack([reader[i] for i in range(len(reader))])
-    assert len(reader.paths) > 2
+    digests = {p: hashlib.sha256(open(p, "rb").read()).hexdigest() for p in reader.paths}
 
-    store.clear("mix")  # a rerun of mix starts: the manifest, then the folder, go
-    os.makedirs(shards)
-    originals = sorted(glob.glob(os.path.join(built, "shard-*.arrow")))
-    for path, other in zip(reader.paths, originals[1:] + originals[:1], strict=True):
-        shutil.copy(other, path)  # new files under the old names, other rows in them
-    after = ShardReader(shards)
-    assert not np.array_equal(after[0], before[0])
+    ctx = StageContext.from_recipe(load_recipe(path))
+    run_stage(STAGE_CLASSES["mix"](), ctx, list(recipe.sources), force=True)
+    newest = committed_version(mix_dir)
+    assert newest != version and versions(mix_dir) == sorted([version, newest])
+    assert {p: hashlib.sha256(open(p, "rb").read()).hexdigest() for p in reader.paths} == digests
     np.testing.assert_array_equal(np.stack([reader[i] for i in range(len(reader))]), before)
+    again, _ = shards_dir(mix_dir, version)  # what --resume reads
+    np.testing.assert_array_equal(ShardReader(again)[5], before[5])
+    # A third version pushes the oldest out (keep_versions: 2).
+    run_stage(STAGE_CLASSES["mix"](), ctx, list(recipe.sources), force=True)
+    assert version not in versions(mix_dir) and len(versions(mix_dir)) == 2

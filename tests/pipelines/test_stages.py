@@ -2,6 +2,7 @@
 
 import hashlib
 import json
+import os
 
 import numpy as np
 import pyarrow.parquet as pq
@@ -9,10 +10,10 @@ import pytest
 import sentencepiece as spm
 
 from pipelines.recipe import PER_SOURCE_STAGES, load_recipe
-from pipelines.shards import ShardReader
-from pipelines.stages.mix import MIXTURE_JSON
+from pipelines.shards import MIXTURE_JSON, ShardReader
 from pipelines.stages.tokenizer import BOS_ID, EOS_ID
 from pipelines.store import StageStore, match_files
+from tests.conftest import mix_shards
 
 pytestmark = pytest.mark.integration
 
@@ -265,7 +266,7 @@ def test_tokenize_output_decodes_back_to_the_documents(built):
 
 def test_mix_shards_hit_the_target_proportions(built):
     recipe, store = built
-    mixture = json.loads(store.read_bytes(store.path("mix", "_all", MIXTURE_JSON)))
+    mixture = json.loads(store.read_bytes(os.path.join(mix_shards(store.workdir), MIXTURE_JSON)))
     weights = recipe.weights()
     assert set(mixture["sources"]) == set(recipe.sources)
     total_rows = mixture["rows"]
@@ -286,10 +287,8 @@ def test_mix_shards_hit_the_target_proportions(built):
 
 def test_mix_shards_decode_to_real_documents(built):
     recipe, store = built
-    reader = ShardReader(store.dir("mix", "_all"))
-    assert (
-        len(reader) == json.loads(store.read_bytes(store.path("mix", "_all", MIXTURE_JSON)))["rows"]
-    )
+    reader = ShardReader(mix_shards(store.workdir))
+    assert len(reader) == reader.mixture["rows"]
     row = reader[len(reader) // 2]
     assert row.dtype == np.uint16 and row.shape == (129,)
     model = store.read_bytes(store.path("train-tokenizer", "_all", "tokenizer.model"))
@@ -328,8 +327,8 @@ def test_builds_are_byte_identical_across_runners(built, tmp_path):
     ctx = StageContext.from_recipe(again)
     for stage in STAGES:
         run_stage(STAGE_CLASSES[stage](), ctx, list(again.sources))
-    first = json.loads(store.read_bytes(store.path("mix", "_all", MIXTURE_JSON)))["shards"]
-    second = json.loads(ctx.store.read_bytes(ctx.store.path("mix", "_all", MIXTURE_JSON)))["shards"]
+    first = ShardReader(mix_shards(store.workdir)).mixture["shards"]
+    second = ShardReader(mix_shards(ctx.store.workdir)).mixture["shards"]
     assert first == second
 
 
@@ -357,8 +356,7 @@ def test_shards_are_plain_arrow_and_read_from_any_index(built):
     import pyarrow.dataset as ds
 
     recipe, store = built
-    directory = store.dir("mix", "_all")
-    reader = ShardReader(directory)
+    reader = ShardReader(mix_shards(store.workdir))
     # Any Arrow reader sees the same rows (DuckDB, Polars and `datasets` read Arrow IPC files).
     table = ds.dataset(reader.paths, format="arrow").to_table()
     assert table.num_rows == len(reader) and table.column_names == ["tokens"]

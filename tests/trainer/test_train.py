@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from pipelines.recipe import load_recipe
-from pipelines.shards import ShardReader
+from pipelines.shards import ShardReader, shards_dir
 from pipelines.store import StageStore
 from tests.conftest import ROOT, free_port
 from trainer.config import TrainSettings
@@ -52,7 +52,7 @@ def test_stop_and_resume_gives_the_same_losses_bitwise(shards, tmp_path):
 
 
 def test_each_global_batch_is_read_once_whatever_the_world_size(shards):
-    reader = ShardReader(shards)
+    reader = ShardReader(shards_dir(shards)[0])
     for world in (1, 2, 3):
         slices = [rank_slice(8, r, world) for r in range(world)]
         assert sum(c for _, c in slices) == 8
