@@ -11,11 +11,13 @@ stops it last) and dies with the command that started it, SIGKILL included.
 
 from __future__ import annotations
 
+import _thread
 import os
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -51,7 +53,10 @@ def healthy(api_url: str) -> bool:
 
 
 def port_free(host: str, port: int) -> bool:
+    """Whether a server could listen on host:port now (connections of a server that just died
+    linger for a while; servers bind with SO_REUSEADDR, so they do not count)."""
     with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind((host, port))
         except OSError:
@@ -177,14 +182,63 @@ def prefect_api() -> Iterator[str]:
             if attempt == 2:
                 raise
     api_url = f"http://{host}:{port}/api"
+    keeper = _Keeper(server, host, port)
     try:
         with temporary_settings({PREFECT_API_URL: api_url}):
             try:
                 yield api_url
             finally:
+                keeper.stopping.set()
                 _send_what_is_queued()
     finally:
-        stop_server(server, timeout_s=10)
+        keeper.stopping.set()
+        stop_server(keeper.server, timeout_s=10)
+
+
+class _Keeper:
+    """Restarts the temporary server on its port if it dies during the command (at most
+    MAX_RESTARTS times): Prefect's client retries its calls meanwhile, so the build goes on.
+    If it cannot, the command stops with one line (what was committed stays committed)."""
+
+    MAX_RESTARTS = 3
+
+    def __init__(self, server: subprocess.Popen, host: str, port: int):
+        self.server, self.host, self.port = server, host, port
+        self.stopping = threading.Event()
+        threading.Thread(target=self._run, name="prefect-server", daemon=True).start()
+
+    def _run(self) -> None:
+        restarts = 0
+        while not self.stopping.wait(0.5):
+            if self.server.poll() is None:
+                continue
+            code = self.server.returncode
+            if restarts == self.MAX_RESTARTS:
+                self._give_up(f"stopped {restarts + 1} times (last exit code {code})")
+                return
+            restarts += 1
+            print(
+                f"llama-recipe: the temporary Prefect server stopped (exit code {code}); "
+                "restarting it",
+                file=sys.stderr,
+                flush=True,
+            )
+            try:
+                self.server = start_server(self.host, self.port, ui=False, quiet=True)
+            except UserError as exc:
+                self._give_up(f"could not be restarted ({exc})")
+                return
+
+    def _give_up(self, why: str) -> None:
+        print(
+            f"llama-recipe: error: the temporary Prefect server {why}; stopping (what was "
+            f"committed stays; run the build again; server log: {prefect_home()}/server.log)",
+            file=sys.stderr,
+            flush=True,
+        )
+        _thread.interrupt_main()
+        if not self.stopping.wait(15.0):
+            os._exit(1)
 
 
 def _send_what_is_queued(timeout_s: float = 10.0) -> None:
