@@ -26,7 +26,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from apache_beam.io.filesystems import FileSystems
@@ -73,6 +73,9 @@ class Owner:
     acquired_at: float
     renewed_at: float
     ttl_s: float
+    # Leases of Prefect concurrency slots this owner holds now (lease ids): whoever takes
+    # over from a dead owner gives them back at once.
+    slots: list[str] = field(default_factory=list)
 
     @classmethod
     def me(cls, what: str, ttl_s: float) -> Owner:
@@ -213,6 +216,7 @@ class WorkdirLease:
         ttl_s: float | None = None,
         say: Callable[[str], None] = print,
         poll_s: float = 1.0,
+        on_takeover: Callable[[Owner], None] = lambda dead: None,
     ):
         self.workdir = workdir.rstrip("/")
         self.store = _store(self.workdir)
@@ -221,6 +225,7 @@ class WorkdirLease:
         self.owner = Owner.me(what, self.ttl_s)
         self.say = say
         self.poll_s = poll_s
+        self.on_takeover = on_takeover
         self.lost: str | None = None
         self._stop = threading.Event()
         self._renewer: threading.Thread | None = None
@@ -246,6 +251,7 @@ class WorkdirLease:
                             f"took over the lease of {self.workdir} from "
                             f"{current.describe()}: {why_dead}"
                         )
+                        self.on_takeover(current)
                     break
                 continue
             if told != current.token:
@@ -294,6 +300,18 @@ class WorkdirLease:
         """Raise LeaseLost when another build holds the workdir now."""
         if self.lost:
             raise LeaseLost(f"{self.lost}; stopping before anything is committed")
+
+    def note_slots(self, slots: list[str]) -> None:
+        """Record the Prefect slot leases held now (written at once, then at each renewal)."""
+        self.owner.slots = list(slots)
+        if not self.lost:
+            with contextlib.suppress(OSError):
+                self.store.write(self.owner)
+
+
+def held(workdir: str) -> WorkdirLease | None:
+    """This process's lease of `workdir`, if it holds one."""
+    return _HELD.get(workdir.rstrip("/"))
 
 
 def check_held(workdir: str) -> None:
