@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo serve test install lid-model lint format samples clean
+.PHONY: demo serve test install lid-model lint format samples clean fuzz faults
 
 # torch is pinned first: any other spec would pull a multi-GB CUDA build.
 $(STAMP): pyproject.toml constraints.txt
@@ -30,6 +30,20 @@ serve: lid-model
 
 test: lid-model
 	$(BIN)/python -m pytest
+
+# Coverage-guided fuzzing (atheris) of the ten readers from their real seeds, FUZZ_SECONDS each;
+# the corpus grows in build/fuzz-corpus, failing inputs land in build/fuzz.
+FUZZ_SECONDS ?= 600
+FUZZ_FORMATS ?= wet warc c4 jsonl mediawiki stackexchange gutenberg books-text arxiv github
+fuzz: $(STAMP)
+	for format in $(FUZZ_FORMATS); do \
+		$(BIN)/python -m tests.fuzz.run $$format --seconds $(FUZZ_SECONDS) \
+			--corpus build/fuzz-corpus/$$format --findings build/fuzz || exit 1; \
+	done
+
+# The fault-injection suite with every failpoint in every stage (make test runs a part of it).
+faults: lid-model
+	LLAMA_RECIPE_FAULT_ALL_POINTS=1 $(BIN)/python -m pytest -m faults tests/faults
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

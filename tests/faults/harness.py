@@ -68,10 +68,15 @@ class Command:
 
 def start(args: list[str], env: dict[str, str] | None = None, **extra_env: str) -> Command:
     """`llama-recipe ARGS` in a process of its own, its output collected line by line."""
+    return run_command([sys.executable, "-m", "flows.cli", *args], env, **extra_env)
+
+
+def run_command(argv: list[str], env: dict[str, str] | None = None, **extra_env: str) -> Command:
+    """Any command (a Prefect worker, say), marked and collected as `start` does."""
     mark = uuid.uuid4().hex
     environment = {**os.environ, **(env or {}), **extra_env, MARK: mark}
     process = subprocess.Popen(
-        [sys.executable, "-m", "flows.cli", *args],
+        argv,
         cwd=ROOT,
         env=environment,
         stdin=subprocess.DEVNULL,

@@ -95,11 +95,13 @@ def served(tmp_path_factory, lid_model_path):
                 assert time.monotonic() < deadline, log.read_text()[-3000:]
                 time.sleep(0.5)
         yield served
-        # Stopped as a service manager stops it, serve takes its local server down with it.
-        process.send_signal(signal.SIGTERM)
-        process.wait(timeout=60)
+        # Ctrl-C at the terminal reaches the whole process group: serve stops the runner,
+        # then its local server (it used to die first and leave serve hanging for minutes).
+        os.killpg(process.pid, signal.SIGINT)
+        process.wait(timeout=30)
         with pytest.raises(OSError):
             socket.create_connection(("127.0.0.1", port), timeout=2).close()
+        assert "All deployments have been paused!" in log.read_text()
 
 
 @contextmanager

@@ -1,0 +1,101 @@
+"""Coordination under faults, with the temporary Prefect server `build` starts by itself: a
+killed build never blocks the next one, two builds on one workdir take turns whatever their
+Prefect databases, and a build whose server is killed goes on."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+
+from pipelines.recipe import load_recipe
+from tests.conftest import write_recipe
+from tests.faults.conftest import migrated, without_server
+from tests.faults.harness import (
+    assert_nothing_survives,
+    shard_digests,
+    stage_counts,
+    start,
+    survivors,
+)
+
+pytestmark = pytest.mark.faults
+
+LATE_STAGES = ("dedup", "train-tokenizer", "tokenize", "mix")
+
+
+def half_built(built_sample, directory: Path, name: str = "sample", forget=LATE_STAGES) -> str:
+    """A recipe whose workdir is the built sample's up to quality: dedup and what follows
+    run again (so a test spends its time where the faults are)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    workdir = directory / "work"
+    shutil.copytree(load_recipe(built_sample).workdir, workdir)
+    for stage in forget:
+        for manifest in workdir.glob(f"{stage}/*/_MANIFEST.json"):
+            manifest.unlink()
+    return str(write_recipe(directory, name=name))
+
+
+def test_a_killed_build_leaves_nothing_that_blocks_the_next(
+    built_sample, uninterrupted, embedded, tmp_path, lid_model_path
+):
+    recipe = half_built(built_sample, tmp_path)
+    # Killed while it holds the dedup slot, the workdir lease and its temporary server.
+    killed = start(["build", recipe], embedded, LLAMA_RECIPE_FAILPOINTS="dedup:before-manifest")
+    assert killed.finish() == -9
+    assert_nothing_survives(killed)  # the temporary Prefect server died with it
+    lease = json.loads((tmp_path / "work" / "_LEASE.json").read_text())
+    assert lease["pid"] == killed.process.pid and len(lease["slots"]) == 1
+    began = time.monotonic()
+    again = start(["build", recipe], embedded)
+    assert again.finish() == 0, again.output()[-3000:]
+    output = again.output()
+    assert f"(pid {killed.process.pid} on" in output and "its process is gone" in output
+    assert f"gave back the concurrency slots the dead build held: {lease['slots']}" in output
+    assert "waiting for" not in output
+    assert time.monotonic() - began < 120  # it used to wait forever
+    assert not (tmp_path / "work" / "_LEASE.json").exists()
+    assert shard_digests(str(tmp_path / "work")) == uninterrupted[0]
+
+
+def test_two_builds_on_one_workdir_take_turns_whatever_their_prefect(
+    built_sample, uninterrupted, embedded, tmp_path_factory, tmp_path, lid_model_path
+):
+    # Two recipes (two names) with one workdir, each build with its own Prefect database.
+    recipe = half_built(built_sample, tmp_path)
+    (tmp_path / "other").mkdir()
+    other = write_recipe(tmp_path / "other", name="other")
+    data = other.read_text().replace(str(tmp_path / "other" / "work"), str(tmp_path / "work"))
+    other.write_text(data)
+    other_home = migrated(tmp_path_factory.mktemp("other-home"))
+    first = start(["build", recipe], embedded)
+    first.wait_for(r"for flow 'extract'")  # it holds the workdir now
+    second = start(["build", str(other)], without_server(other_home))
+    second.wait_for(rf"waiting for {tmp_path / 'work'}: build of recipe sample")
+    assert first.finish() == 0, first.output()[-3000:]
+    assert second.finish() == 0, second.output()[-3000:]
+    assert "has not run yet" not in second.output()
+    assert "mix: up to date, nothing ran" in second.output()  # the first one built it
+    assert shard_digests(str(tmp_path / "work")) == uninterrupted[0]
+
+
+def test_a_build_whose_server_is_killed_goes_on(
+    built_sample, uninterrupted, embedded, tmp_path, lid_model_path
+):
+    recipe = half_built(built_sample, tmp_path)
+    build = start(["build", recipe], embedded)
+    build.wait_for(r"for flow 'dedup'")
+    (server,) = [
+        pid
+        for pid in survivors(build.mark)
+        if b"uvicorn" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    ]
+    os.kill(server, 9)
+    assert build.finish() == 0, build.output()[-3000:]
+    assert "the temporary Prefect server stopped (exit code -9); restarting it" in build.output()
+    assert shard_digests(str(tmp_path / "work")) == uninterrupted[0]
+    assert stage_counts(str(tmp_path / "work")) == uninterrupted[1]
