@@ -150,7 +150,7 @@ def cmd_build(args: argparse.Namespace, beam_flags: list[str]) -> int:
     # The workdir, its free space and the model files, before a Prefect server starts.
     chosen = [s for s in args.sources or recipe.sources if s in recipe.sources]
     check_environment(recipe, stages_to_run(args.stages), chosen)
-    with prefect_api():  # the configured server, or a temporary local one
+    with prefect_api() as api:  # the configured server, or a temporary local one
         state = build(
             recipe_path=args.recipe,
             stages=args.stages,
@@ -164,6 +164,12 @@ def cmd_build(args: argparse.Namespace, beam_flags: list[str]) -> int:
     print_report(recipe)
     for line in input_warnings(recipe):
         print(f"llama-recipe: warning: {line}", file=sys.stderr)
+    if api.restarted:
+        # Log lines queued while the temporary server was down are retried with backoff
+        # against a server that is gone now, for a minute at exit: they are not worth it.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
     return 0
 
 

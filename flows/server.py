@@ -23,6 +23,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 from flows.processes import spawn
@@ -163,14 +164,24 @@ def stop_server(server: subprocess.Popen, timeout_s: float = 30.0) -> None:
         server.wait()
 
 
+@dataclass
+class Api:
+    url: str
+    keeper: _Keeper | None = None  # the temporary server's keeper, when one was started
+
+    @property
+    def restarted(self) -> bool:
+        return self.keeper is not None and self.keeper.restarts > 0
+
+
 @contextmanager
-def prefect_api() -> Iterator[str]:
+def prefect_api() -> Iterator[Api]:
     """The configured Prefect API, or a temporary local server for the length of the block."""
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
     configured = PREFECT_API_URL.value()
     if configured:
-        yield configured
+        yield Api(configured)
         return
     host = "127.0.0.1"
     for attempt in range(3):  # another process may take the free port first
@@ -186,10 +197,12 @@ def prefect_api() -> Iterator[str]:
     try:
         with temporary_settings({PREFECT_API_URL: api_url}):
             try:
-                yield api_url
+                yield Api(api_url, keeper)
             finally:
                 keeper.stopping.set()
-                _send_what_is_queued()
+                # After a restart, what failed meanwhile is retried with a backoff of up to
+                # half a minute: do not wait for it.
+                _send_what_is_queued(2.0 if keeper.restarts else 10.0)
     finally:
         keeper.stopping.set()
         stop_server(keeper.server, timeout_s=10)
@@ -204,19 +217,19 @@ class _Keeper:
 
     def __init__(self, server: subprocess.Popen, host: str, port: int):
         self.server, self.host, self.port = server, host, port
+        self.restarts = 0
         self.stopping = threading.Event()
         threading.Thread(target=self._run, name="prefect-server", daemon=True).start()
 
     def _run(self) -> None:
-        restarts = 0
         while not self.stopping.wait(0.5):
             if self.server.poll() is None:
                 continue
             code = self.server.returncode
-            if restarts == self.MAX_RESTARTS:
-                self._give_up(f"stopped {restarts + 1} times (last exit code {code})")
+            if self.restarts == self.MAX_RESTARTS:
+                self._give_up(f"stopped {self.restarts + 1} times (last exit code {code})")
                 return
-            restarts += 1
+            self.restarts += 1
             print(
                 f"llama-recipe: the temporary Prefect server stopped (exit code {code}); "
                 "restarting it",
