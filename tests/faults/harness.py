@@ -36,11 +36,12 @@ class Command:
     def output(self) -> str:
         return "\n".join(line for _, line in self.lines)
 
-    def wait_for(self, pattern: str, timeout_s: float = 300.0) -> float:
-        """Seconds since start when a line matching `pattern` appeared."""
+    def wait_for(self, pattern: str, timeout_s: float = 300.0, since: int = 0) -> float:
+        """Seconds since start when a line matching `pattern` appeared (among the lines after
+        the first `since`)."""
         regex = re.compile(pattern)
         deadline = time.monotonic() + timeout_s
-        seen = 0
+        seen = since
         while time.monotonic() < deadline:
             for when, line in self.lines[seen:]:
                 if regex.search(line):
