@@ -135,9 +135,11 @@ def check_models(recipe: Recipe, stages: Sequence[str], sources: Sequence[str]) 
 
 
 def check_environment(recipe: Recipe, stages: Sequence[str], sources: Sequence[str]) -> None:
-    """Every check, in the order a user would want to hear about them."""
+    """Every check, in the order a user would want to hear about them; models and space for
+    the stages that will run (the first one not up to date, and those after it)."""
     check_workdir_writable(recipe.workdir)
-    check_models(recipe, stages, sources)
     upcoming = next_to_run(recipe, stages, sources)
-    if upcoming is not None:
-        check_free_space(recipe, upcoming, sources)
+    if upcoming is None:
+        return
+    check_models(recipe, stages[list(stages).index(upcoming) :], sources)
+    check_free_space(recipe, upcoming, sources)

@@ -99,3 +99,43 @@ def test_a_build_whose_server_is_killed_goes_on(
     assert "the temporary Prefect server stopped (exit code -9); restarting it" in build.output()
     assert shard_digests(str(tmp_path / "work")) == uninterrupted[0]
     assert stage_counts(str(tmp_path / "work")) == uninterrupted[1]
+
+
+def test_beam_worker_processes_end_with_a_killed_build(
+    built_sample, embedded, tmp_path, lid_model_path
+):
+    recipe = half_built(built_sample, tmp_path)
+    options = {"direct_num_workers": 2, "direct_running_mode": "multi_processing"}
+    text = Path(recipe).read_text()
+    Path(recipe).write_text(
+        text + f"runner: {{name: FnApiRunner, options: {json.dumps(options)}}}\n"
+    )
+    build = start(["build", recipe], embedded)
+    build.wait_for(r"for flow 'dedup'")
+    deadline = time.monotonic() + 120
+    while not (workers := _beam_workers(build)):
+        assert build.process.poll() is None and time.monotonic() < deadline, build.output()
+        time.sleep(0.2)
+    build.kill()
+    assert_nothing_survives(build)
+    assert not any(_running(pid) for pid in workers)
+
+
+def _running(pid: int) -> bool:
+    """Alive, not a zombie waiting for an init that does not reap (as in some containers)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state not in ("Z", "X")
+
+
+def _beam_workers(command) -> list[int]:
+    found = []
+    for pid in survivors(command.mark):
+        try:
+            if b"sdk_worker_main" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                found.append(pid)
+        except OSError:
+            continue
+    return found
