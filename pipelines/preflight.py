@@ -18,7 +18,7 @@ from apache_beam.io.filesystems import FileSystems
 
 from pipelines.errors import EnvironmentProblem, UserError
 from pipelines.recipe import Recipe, is_uri
-from pipelines.store import ALL_SOURCES, StageStore, file_metadata
+from pipelines.store import ALL_SOURCES, file_metadata
 
 # What a stage writes, as a multiple of its input (Parquet of text is about as large as the
 # compressed text it came from; a stage writes its kept rows and its rejects).
@@ -55,9 +55,8 @@ def _bytes_in(folder: str) -> int:
 
 
 def stage_input_bytes(recipe: Recipe, stage: str, sources: Sequence[str]) -> int:
-    """The bytes a stage reads (local workdirs): its raw inputs for extract, else its
-    upstream's output."""
-    store = StageStore(recipe.workdir)
+    """The bytes a stage reads (local workdirs): its raw inputs for extract, else the outputs
+    of the stages whose manifests it reads."""
     if stage == "extract":
         total = 0
         for source in sources:
@@ -65,16 +64,14 @@ def stage_input_bytes(recipe: Recipe, stage: str, sources: Sequence[str]) -> int
                 if not pattern.startswith(("http://", "https://")):
                     total += _bytes_matching(pattern)
         return total
-    upstream = {
-        "langid": "extract",
-        "train-classifier": "langid",
-        "quality": "langid",
-        "dedup": "quality",
-        "train-tokenizer": "dedup",
-        "tokenize": "dedup",
-        "mix": "tokenize",
-    }[stage]
-    return sum(_bytes_in(store.dir(upstream, source)) for source in (*sources, ALL_SOURCES))
+    from pipelines.stages import STAGE_CLASSES, StageContext
+
+    ctx = StageContext.from_recipe(recipe)
+    runs = STAGE_CLASSES[stage]()
+    read: set[tuple[str, str]] = set()
+    for target in sources if runs.per_source else [ALL_SOURCES]:
+        read |= {(m["stage"], m["source"]) for m in runs.upstream_manifests(ctx, target)}
+    return sum(_bytes_in(ctx.store.dir(name, source)) for name, source in read)
 
 
 def next_to_run(recipe: Recipe, stages: Sequence[str], sources: Sequence[str]) -> str | None:
