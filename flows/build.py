@@ -13,11 +13,8 @@ from __future__ import annotations
 
 import logging
 import os
-import threading
-import time
 import traceback
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from typing import Any
 
 from apache_beam.io.filesystems import FileSystems
@@ -36,8 +33,9 @@ from prefect.task_engine import TaskRunTimeoutError
 from prefect.tasks import exponential_backoff
 
 from flows.report import artifact_key, mixture_rows, report_markdown, stage_rows
+from flows.slots import give_back_slots, stage_slot
 from pipelines.errors import UserError, UserErrorTracebacks
-from pipelines.lease import Owner, WorkdirLease, held
+from pipelines.lease import WorkdirLease
 from pipelines.preflight import check_environment
 from pipelines.recipe import (
     STAGES,
@@ -111,103 +109,6 @@ def _stage_task(stage: str, orchestration: OrchestrationConfig):
     )
 
 
-# Slots of global concurrency limits are leases the holder renews: a run that dies keeps its
-# slot until the lease expires (Prefect's shortest is 60 s) and the server's repossessor
-# service frees it (every 5 s on servers llama-recipe starts; see flows/server.py).
-SLOT_LEASE_S = 60.0
-
-
-@contextmanager
-def _concurrency_slot(name: str, limit: int | None, workdir: str) -> Iterator[None]:
-    """Hold one slot of a global concurrency limit, created with `limit` when missing, under
-    a lease renewed while the block runs; say so when the slot is not free at once. The
-    workdir lease records the slot, so that a build taking over from this one if it dies
-    gives the slot back at once instead of after the lease expires."""
-    if not limit:
-        yield
-        return
-    from prefect.client.orchestration import get_client
-    from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
-    from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound, PrefectHTTPStatusError
-
-    logger = get_run_logger()
-    with get_client(sync_client=True) as client:
-        try:
-            client.read_global_concurrency_limit_by_name(name)
-        except ObjectNotFound:
-            try:
-                client.create_global_concurrency_limit(
-                    GlobalConcurrencyLimitCreate(name=name, limit=limit)
-                )
-            except ObjectAlreadyExists:  # another run created it first
-                pass
-        told = False
-        while True:
-            try:
-                answer = client.increment_concurrency_slots_with_lease(
-                    [name], 1, mode="concurrency", lease_duration=SLOT_LEASE_S
-                )
-                lease_id = answer.json()["lease_id"]
-                break
-            except PrefectHTTPStatusError as exc:
-                if exc.response.status_code != 423:  # 423 Locked: every slot is taken
-                    raise
-                if not told:
-                    current = client.read_global_concurrency_limit_by_name(name)
-                    logger.info(
-                        "waiting for a slot of the Prefect concurrency limit %s (%d of %d in "
-                        "use by other runs; a run that died frees its slot within %.0f s)",
-                        name,
-                        current.active_slots,
-                        current.limit,
-                        SLOT_LEASE_S + 15,
-                    )
-                    told = True
-                wait = float(exc.response.headers.get("Retry-After") or 2)
-                time.sleep(min(max(wait, 0.5), 10.0))
-    workdir_lease = held(workdir)
-    if workdir_lease is not None:
-        workdir_lease.note_slots([lease_id])
-    stop = threading.Event()
-    renewer = threading.Thread(target=_renew_slot, args=(lease_id, stop), daemon=True)
-    renewer.start()
-    try:
-        yield
-    finally:
-        stop.set()
-        renewer.join()
-        with get_client(sync_client=True) as client:
-            client.release_concurrency_slots_with_lease(lease_id)
-        if workdir_lease is not None:
-            workdir_lease.note_slots([])
-
-
-def _renew_slot(lease_id: str, stop: threading.Event) -> None:
-    from prefect.client.orchestration import get_client
-
-    while not stop.wait(SLOT_LEASE_S / 3):
-        try:
-            with get_client(sync_client=True) as client:
-                client.renew_concurrency_lease(lease_id, SLOT_LEASE_S)
-        except Exception:  # noqa: BLE001 (a blip; the lease has two more renewals to go)
-            pass
-
-
-def _give_back_slots(dead: Owner) -> None:
-    """Release the Prefect slots a dead build held (recorded in its workdir lease)."""
-    if not dead.slots:
-        return
-    from prefect.client.orchestration import get_client
-
-    with get_client(sync_client=True) as client:
-        for lease_id in dead.slots:
-            try:
-                client.release_concurrency_slots_with_lease(lease_id)
-            except Exception:  # noqa: BLE001 (already expired, or another server's)
-                continue
-    get_run_logger().info("gave back the concurrency slots the dead build held: %s", dead.slots)
-
-
 def _one_line(exc: BaseException) -> str:
     lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
     return f"{type(exc).__name__}: {lines[-1] if lines else ''}"
@@ -247,7 +148,7 @@ def _stage_flow(stage: str):
             ctx = StageContext.from_recipe(recipe, beam_flags or [])
             orchestration = recipe.orchestration
             limit = orchestration.concurrency.get(stage)
-            with _concurrency_slot(f"llama-recipe-{stage}", limit, recipe.workdir):
+            with stage_slot(f"llama-recipe-{stage}", limit, recipe.workdir):
                 results = _stage_task(stage, orchestration)(stage, ctx, sources, force)
         except UserError as exc:
             # A user's mistake is one line in the run's state, not a traceback.
@@ -339,7 +240,7 @@ def _run_stages(
         recipe.workdir,
         what,
         say=lambda line: logger.info("%s", line),
-        on_takeover=_give_back_slots,
+        on_takeover=give_back_slots,
     )
     with lease:
         for stage, sources, force in plan:
