@@ -165,6 +165,15 @@ class _LocalStore:
             self.write(mine)
             return True
 
+    def renew(self, mine: Owner) -> bool:
+        """Write `mine` again if the lease is still mine; False when someone took it over."""
+        with self.exclusive():
+            current = self.read()
+            if current is None or current.token != mine.token:
+                return False
+            self.write(mine)
+            return True
+
 
 class _ObjectStore:
     """The lease on an object store through Beam's FileSystems: write, wait, read back."""
@@ -186,6 +195,13 @@ class _ObjectStore:
     def remove(self) -> None:
         with contextlib.suppress(Exception):
             FileSystems.delete([self.path])
+
+    def renew(self, mine: Owner) -> bool:
+        current = self.read()
+        if current is None or current.token != mine.token:
+            return False
+        self.write(mine)
+        return True
 
     def take(self, mine: Owner) -> bool:
         self.write(mine)
@@ -286,13 +302,12 @@ class WorkdirLease:
     def _renew_loop(self) -> None:
         while not self._stop.wait(self.ttl_s / 3):
             try:
-                current = self.store.read()
-                if current is None or current.token != self.owner.token:
+                self.owner.renewed_at = time.time()
+                if not self.store.renew(self.owner):
+                    current = self.store.read()
                     taker = current.describe() if current else "nobody"
                     self.lost = f"the lease of {self.workdir} was taken over by {taker}"
                     return
-                self.owner.renewed_at = time.time()
-                self.store.write(self.owner)
             except OSError:  # a full disk, a network blip: the next round tries again
                 continue
 
@@ -306,7 +321,7 @@ class WorkdirLease:
         self.owner.slots = list(slots)
         if not self.lost:
             with contextlib.suppress(OSError):
-                self.store.write(self.owner)
+                self.store.renew(self.owner)
 
 
 def held(workdir: str) -> WorkdirLease | None:

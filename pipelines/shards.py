@@ -102,8 +102,11 @@ class ShardReader:
         self.vocab_size = vocab_size
         self._blocks: list[np.ndarray] = []
         self._block_shard: list[int] = []
+        self._shard_blocks: list[list[int]] = []
         for index, path in enumerate(paths):
+            self._shard_blocks.append([])
             for block in self._open(path, recorded.get(os.path.basename(path))):
+                self._shard_blocks[index].append(len(self._blocks))
                 self._blocks.append(block)
                 self._block_shard.append(index)
         self.row_tokens = self._blocks[0].shape[1]
@@ -171,9 +174,7 @@ class ShardReader:
 
     def _token_problem(self, index: int) -> str | None:
         first_row = 0
-        for block, shard in zip(self._blocks, self._block_shard, strict=True):
-            if shard != index:
-                continue
+        for block in (self._blocks[b] for b in self._shard_blocks[index]):
             high = int(block.max()) if block.size else 0
             if high >= self.vocab_size:
                 row = first_row + int(np.argmax((block >= self.vocab_size).any(axis=1)))

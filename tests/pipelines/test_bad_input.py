@@ -457,3 +457,27 @@ def test_text_that_outgrows_its_source_is_rejected_with_the_factor():
     grown = cleaned(dict(doc), limits, 1000, lambda: "x" * 5000)
     assert grown.reason == "extract:too_much_growth" and grown.value == 5.0
     assert cleaned(dict(doc), limits, 1000, lambda: "x" * 2900)["text"] == "x" * 2900
+
+
+@pytest.mark.integration
+def test_the_extract_manifest_counts_the_damage(tmp_path, lid_model_path):
+    from pipelines.recipe import load_recipe
+    from pipelines.stages import STAGE_CLASSES, StageContext, run_stage
+    from tests.conftest import write_recipe
+
+    members = _members(_sample_wet())
+    garbage = b"\x00not a record\xff" * 40
+    (tmp_path / "cc").mkdir()
+    (tmp_path / "cc" / "damaged.warc.wet.gz").write_bytes(
+        b"".join(members[:30]) + garbage + b"".join(members[30:])
+    )
+    recipe = load_recipe(write_recipe(tmp_path))
+    recipe.sources["commoncrawl"].inputs = [str(tmp_path / "cc" / "*.wet.gz")]
+    ctx = StageContext.from_recipe(recipe)
+    (result,) = run_stage(STAGE_CLASSES["extract"](), ctx, ["commoncrawl"])
+    manifest = result.manifest
+    assert manifest["skipped_bytes"] == len(garbage)
+    assert manifest["rejected_by_reason"] == {"extract:damaged_record": 1}
+    assert manifest["counts"]["kept"] == len(members) - 1  # the warcinfo record is no document
+    (problem,) = manifest["file_problems"]
+    assert problem["detail"].startswith("damaged.warc.wet.gz: not a gzip member: ")
