@@ -90,3 +90,35 @@ def test_training_killed_while_writing_a_checkpoint_resumes_to_the_same_losses(
 
     assert losses("b") == losses("a") and [s for s, _ in losses("b")] == [1, 2, 3, 4, 5, 6]
     assert not any(n.endswith(".partial") for n in os.listdir(tmp_path / "b" / "ckpt"))
+
+
+def test_torchrun_ranks_end_with_a_killed_torchrun(built_sample, tmp_path, lid_model_path):
+    import sys
+    import time
+    from pathlib import Path
+
+    from tests.faults.harness import run_command, survivors
+
+    shutil.copytree(load_recipe(built_sample).workdir, tmp_path / "work")
+    recipe = write_recipe(tmp_path, train={"max_steps": 1000, "batch_size": 2, "device": "cpu"})
+    launcher = run_command(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
+        + ["-m", "flows.cli", "train", str(recipe)]
+    )
+    launcher.wait_for(r"step +\d+ +loss")  # the ranks are training
+
+    def ranks() -> list[int]:
+        return [
+            pid
+            for pid in survivors(launcher.mark)
+            if b"flows.cli" in Path(f"/proc/{pid}/cmdline").read_bytes()
+            and pid != launcher.process.pid
+        ]
+
+    assert len(ranks()) == 2
+    launcher.kill()  # SIGKILL of torchrun's agent, which cannot pass it on
+    deadline = time.monotonic() + 15
+    while ranks() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not ranks()
+    assert_nothing_survives(launcher)
