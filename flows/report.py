@@ -100,8 +100,14 @@ def input_warnings(recipe: Recipe) -> list[str]:
                 if problem["reason"] == "extract:damaged_record"
                 else "what came before the damage was kept"
             )
-            lines.append(f"{source}: {problem['detail']} ({problem['reason']}; {kept})")
+            lines.append(printable(f"{source}: {problem['detail']} ({problem['reason']}; {kept})"))
     return lines
+
+
+def printable(text: str) -> str:
+    """Text safe for a terminal: control characters (a file name may hold an escape
+    sequence) written as escapes."""
+    return "".join(c if c.isprintable() else ascii(c)[1:-1] for c in text)
 
 
 def print_report(recipe: Recipe, console: Console | None = None) -> None:
