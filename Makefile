@@ -28,8 +28,9 @@ serve: export PREFECT_HOME ?= $(CURDIR)/build/prefect
 serve: lid-model
 	$(BIN)/llama-recipe serve recipes/sample.yaml
 
+# One worker per core, each taking whole test files (module fixtures are built once).
 test: lid-model
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n auto --dist loadfile
 
 # Coverage-guided fuzzing (atheris) of the ten readers from their real seeds, FUZZ_SECONDS each;
 # the corpus grows in build/fuzz-corpus, failing inputs land in build/fuzz.

@@ -50,14 +50,12 @@ def test_a_killed_build_leaves_nothing_that_blocks_the_next(
     assert_nothing_survives(killed)  # the temporary Prefect server died with it
     lease = json.loads((tmp_path / "work" / "_LEASE.json").read_text())
     assert lease["pid"] == killed.process.pid and len(lease["slots"]) == 1
-    began = time.monotonic()
     again = start(["build", recipe], embedded)
     assert again.finish() == 0, again.output()[-3000:]
     output = again.output()
     assert f"(pid {killed.process.pid} on" in output and "its process is gone" in output
     assert f"gave back the concurrency slots the dead build held: {lease['slots']}" in output
-    assert "waiting for" not in output
-    assert time.monotonic() - began < 120  # it used to wait forever
+    assert "waiting for" not in output  # it used to wait forever
     assert not (tmp_path / "work" / "_LEASE.json").exists()
     assert shard_digests(str(tmp_path / "work")) == uninterrupted[0]
 
