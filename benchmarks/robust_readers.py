@@ -30,7 +30,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 FIXTURES = ROOT.parent / "shared" / "fixtures"
 WARC = FIXTURES / "commoncrawl" / "resiliparse-CC-MAIN-2020-34-excerpt.warc.gz"
-WIKI = FIXTURES / "wikipedia" / "enwiki-latest-pages-articles1.xml-p000000010p000030302-shortened.bz2"
+WIKI = (
+    FIXTURES / "wikipedia" / "enwiki-latest-pages-articles1.xml-p000000010p000030302-shortened.bz2"
+)
 
 _PEAK = """
 import resource, sys
