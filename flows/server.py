@@ -181,6 +181,11 @@ def prefect_api() -> Iterator[Api]:
 
     configured = PREFECT_API_URL.value()
     if configured:
+        if not healthy(configured.rstrip("/")):
+            raise UserError(
+                f"the Prefect API at {configured} does not answer (PREFECT_API_URL); start "
+                "the server, or unset PREFECT_API_URL to use a local one"
+            )
         yield Api(configured)
         return
     host = "127.0.0.1"

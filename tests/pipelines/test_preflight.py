@@ -53,3 +53,14 @@ def test_free_space_is_checked_against_the_next_stage(tmp_path, monkeypatch, lid
     monkeypatch.setattr("pipelines.preflight.shutil.disk_usage", lambda path: Tiny)
     with pytest.raises(EnvironmentProblem, match=r"1 MB free|0 MB free"):
         check_free_space(recipe, "extract", list(recipe.sources))
+
+
+def test_a_prefect_api_that_does_not_answer_is_one_line(tmp_path, capsys, lid_model_path):
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    from tests.conftest import free_port
+
+    with temporary_settings({PREFECT_API_URL: f"http://127.0.0.1:{free_port()}/api"}):
+        code, err, seconds = _build(write_recipe(tmp_path), capsys)
+    assert code == 2 and err.count("\n") == 0
+    assert "does not answer (PREFECT_API_URL)" in err and seconds < 30
