@@ -7,6 +7,7 @@ from __future__ import annotations
 import bz2
 import gzip
 import io
+import logging
 import lzma
 import tarfile
 import zlib
@@ -192,8 +193,13 @@ def read_file(
     except errors as exc:
         kind = _compression_name(path)
         message = str(exc).split(": ", 1)[-1] if isinstance(exc, InputError) else str(exc)
+        message = escaped(message.encode(), 300)
         detail = f"{type(exc).__name__}: {message}" if message else type(exc).__name__
         yield file_rejection(path, source, "extract:damaged_file", f"{kind}{detail}")
+    except Exception as exc:  # noqa: BLE001 (a reader's own failure costs the file, not the stage)
+        logging.getLogger(__name__).warning("reading %s failed", path, exc_info=True)
+        detail = f"{type(exc).__name__}: {escaped(str(exc).encode(), 300)}"
+        yield file_rejection(path, source, "extract:reader_error", detail)
 
 
 def _compression_name(path: str) -> str:
@@ -233,6 +239,13 @@ def cleaned(
         )
     doc["text"] = text
     return doc
+
+
+def escaped(data: bytes, limit: int = 60) -> str:
+    """A short printable excerpt of raw bytes: never raw binary in a log line."""
+    text = data[:limit].decode("utf-8", "backslashreplace")
+    quoted = ascii(text)[1:-1]
+    return quoted + ("..." if len(data) > limit else "")
 
 
 def base_name(path: str) -> str:

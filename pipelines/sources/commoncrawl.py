@@ -24,11 +24,12 @@ from pipelines.sources.base import (
     base_name,
     cleaned,
     decode_text,
+    escaped,
     file_rejection,
     read_capped,
     register,
 )
-from pipelines.sources.warc_records import Damage, Framed, Oversized, escaped, frame_records
+from pipelines.sources.warc_records import Damage, Framed, Oversized, frame_records
 
 # Room for the WARC and HTTP headers around a document's bytes.
 _HEADER_ALLOWANCE = 1 << 20

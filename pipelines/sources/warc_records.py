@@ -17,6 +17,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
 
+from pipelines.sources.base import escaped
+
 GZIP_MAGIC = b"\x1f\x8b\x08"
 MAX_HEADER_BYTES = 1 << 16  # a WARC header block is a few hundred bytes
 _CHUNK = 1 << 16
@@ -49,13 +51,6 @@ class Damage:
     skipped_bytes: int
     what: str
     at_end: bool = False  # the file ends inside it (cut short), nothing follows
-
-
-def escaped(data: bytes, limit: int = 60) -> str:
-    """A short printable excerpt of raw bytes: never raw binary in a log line."""
-    text = data[:limit].decode("utf-8", "backslashreplace")
-    quoted = ascii(text)[1:-1]
-    return quoted + ("..." if len(data) > limit else "")
 
 
 class _Truncated(Exception):

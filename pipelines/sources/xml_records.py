@@ -19,8 +19,7 @@ from xml.etree.ElementTree import ParseError
 from defusedxml.ElementTree import iterparse
 
 from pipelines.document import make_document
-from pipelines.sources.base import Rejected
-from pipelines.sources.warc_records import escaped
+from pipelines.sources.base import Rejected, escaped
 
 _CHUNK = 1 << 20
 MAX_PROLOG_BYTES = 1 << 24  # a siteinfo block is a few KB

@@ -223,9 +223,10 @@ def _disk_problems(ctx: StageContext, stage: str) -> Iterator[None]:
         free = ""
         if not is_uri(where) and os.path.isdir(where):
             free = f"; {shutil.disk_usage(where).free / 1e6:,.0f} MB free now"
+        remedy = "it is writable" if problem.errno == errno.EROFS else "there is room"
         raise EnvironmentProblem(
             f"workdir {where}: {problem.strerror} while {stage} wrote its output{free} "
-            "(what it wrote is not committed; run again once there is room)"
+            f"(what it wrote is not committed; run again once {remedy})"
         ) from None
 
 

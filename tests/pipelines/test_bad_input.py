@@ -481,3 +481,16 @@ def test_the_extract_manifest_counts_the_damage(tmp_path, lid_model_path):
     assert manifest["counts"]["kept"] == len(members) - 1  # the warcinfo record is no document
     (problem,) = manifest["file_problems"]
     assert problem["detail"].startswith("damaged.warc.wet.gz: not a gzip member: ")
+
+
+def test_a_reader_that_fails_costs_its_file_not_the_stage(tmp_path):
+    def broken(path, source, fh, limits):
+        yield {"id": "s/1", "source": "s", "text": "read before the failure"}
+        raise KeyError("a field this reader did not expect")
+
+    path = tmp_path / "odd.jsonl"
+    path.write_text('{"text": "x"}\n')
+    records = list(read_file(str(path), "s", broken))
+    assert records[0]["text"] == "read before the failure"
+    assert records[1].reason == "extract:reader_error"
+    assert records[1].detail == "odd.jsonl: KeyError: 'a field this reader did not expect'"
