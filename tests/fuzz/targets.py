@@ -4,7 +4,8 @@ One input is a file of a format, written under the name a real dump has, and rea
 the extract stage reads it. Whatever the bytes, reading must end (no hang), raise nothing,
 give at least one record, and give records the stage can store: every document and every
 rejection converts to the stage's Arrow schemas, so that kept + rejected accounts for every
-record read.
+record read. A reader's own failure, which the stage would record as extract:reader_error
+and go on, counts as a finding too.
 """
 
 from __future__ import annotations
@@ -226,6 +227,11 @@ def check(fmt: Format, data: bytes, workdir: str) -> int:
         assert isinstance(record, dict | Rejected | Partial), type(record)
         if isinstance(record, Partial):
             groups[record.key].append(record.value)
+    # A reader's own failure is caught (it costs the file, not the stage), but it is a bug.
+    failed = [
+        r.detail for r in records if isinstance(r, Rejected) and r.reason == "extract:reader_error"
+    ]
+    assert not failed, failed
     final = [r for r in records if not isinstance(r, Partial)]
     for key, parts in groups.items():
         final.extend(ASSEMBLERS[fmt.name]("s", key, parts, limits))
