@@ -95,11 +95,20 @@ class Owner:
     def describe(self) -> str:
         return f"{self.what} (pid {self.pid} on {self.host})"
 
+    def here(self) -> bool:
+        """Whether this owner runs on this machine (its process can be checked)."""
+        return self.host == socket.gethostname() and bool(self.boot_id)
+
+    def when_replaced(self) -> str:
+        if self.here():
+            return "it is replaced as soon as its process ends"
+        return f"it is replaced {self.ttl_s:g} s after its last renewal if it died"
+
     def dead_because(self, now: float | None = None) -> str | None:
         """Why this owner no longer holds the lease, or None while it may be alive. An owner
         on this machine is dead exactly when its process is gone; one elsewhere when it has
         not renewed the lease within its time to live."""
-        if self.host == socket.gethostname() and self.boot_id:
+        if self.here():
             if self.boot_id != _boot_id():
                 return "this machine restarted since"
             if _process_start(self.pid) != self.pid_start:
@@ -273,8 +282,8 @@ class WorkdirLease:
             if told != current.token:
                 self.say(
                     f"waiting for {self.workdir}: {current.describe()} holds it "
-                    f"(renewed {time.time() - current.renewed_at:.0f} s ago; a dead holder "
-                    f"is replaced within {current.ttl_s:g} s)"
+                    f"(renewed {time.time() - current.renewed_at:.0f} s ago; "
+                    f"{current.when_replaced()})"
                 )
                 told = current.token
             time.sleep(self.poll_s)
