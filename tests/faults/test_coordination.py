@@ -137,3 +137,23 @@ def _beam_workers(command) -> list[int]:
         except OSError:
             continue
     return found
+
+
+def test_a_dead_builds_slot_comes_free_for_another_workdir(
+    built_sample, uninterrupted, embedded, tmp_path, lid_model_path
+):
+    # The build that dies holds the dedup slot; the next build is of another workdir, so it
+    # cannot take the dead build's lease over: it waits, says so, and the slot's lease expires.
+    dead = start(
+        ["build", half_built(built_sample, tmp_path / "a", name="dies")],
+        embedded,
+        LLAMA_RECIPE_FAILPOINTS="dedup:before-manifest",
+    )
+    assert dead.finish() == -9
+    other = start(["build", half_built(built_sample, tmp_path / "b", name="waits")], embedded)
+    waited_from = other.wait_for(r"waiting for a slot of the Prefect concurrency limit")
+    dedup_from = other.wait_for(r"waits/dedup|dedup/commoncrawl: ran")
+    assert other.finish() == 0, other.output()[-3000:]
+    assert "llama-recipe-dedup (1 of 1 in use" in other.output()
+    assert dedup_from - waited_from < 90  # a 60 s lease, freed within 5 s of expiring
+    assert shard_digests(str(tmp_path / "b" / "work")) == uninterrupted[0]
