@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 import traceback
 from collections.abc import Sequence
 from typing import Any
@@ -32,6 +33,7 @@ from prefect.states import Completed, Failed, State
 from prefect.task_engine import TaskRunTimeoutError
 from prefect.tasks import exponential_backoff
 
+from flows.processes import start_guardian
 from flows.report import artifact_key, mixture_rows, report_markdown, stage_rows
 from flows.slots import give_back_slots, stage_slot
 from pipelines.errors import UserError, UserErrorTracebacks
@@ -218,6 +220,9 @@ def _run_stages(
     beam_flags: list[str] | None,
 ) -> State:
     """Run (stage, sources, force) in order as subflows, with a progress artifact."""
+    if threading.current_thread() is threading.main_thread():
+        # A flow run a worker or `serve` started: what it starts ends with it too.
+        start_guardian()
     try:
         # The disk, the workdir and the models before any stage: never a retried failure.
         sources = sorted({name for _, names, _ in plan for name in names})

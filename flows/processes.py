@@ -95,7 +95,8 @@ _guardian: subprocess.Popen | None = None
 
 def start_guardian() -> None:
     """Mark this process's environment (inherited by every descendant) and start the
-    guardian that ends the marked processes when this one dies. Once per process."""
+    guardian that ends the marked processes when this one dies. Once per process, from its
+    main thread (the kernel's parent-death signal follows the thread that started it)."""
     global _guardian
     if _guardian is not None or not _linux():
         return
