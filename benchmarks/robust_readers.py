@@ -17,11 +17,9 @@ from __future__ import annotations
 import argparse
 import bz2
 import gzip
-import io
 import statistics
 import subprocess
 import sys
-import tarfile
 import tempfile
 import time
 from pathlib import Path
@@ -88,28 +86,12 @@ def mediawiki(folder: Path) -> None:
 
 
 def latex() -> None:
-    from pipelines.recipe import ExtractConfig
-    from pipelines.sources import READERS, read_file
+    from tests.data.latex.corpus import source_sizes, timed_records
 
-    corpus = ROOT / "tests" / "data" / "latex" / "texlive-papers.tar"
-    sizes = {}
-    with tarfile.open(corpus) as bulk:
-        for member in bulk:
-            inner = gzip.decompress(bulk.extractfile(member).read())
-            with tarfile.open(fileobj=io.BytesIO(inner)) as paper:
-                sizes[f"arxiv:{member.name.rsplit('/', 1)[1][:-3]}"] = sum(
-                    len(paper.extractfile(m).read().decode("utf-8", "replace"))
-                    for m in paper
-                    if m.isfile()
-                )
-    records = read_file(str(corpus), "arxiv", READERS["arxiv"], ExtractConfig())
+    sizes = source_sizes()
     seconds, ratios = [], []
-    while True:
-        started = time.perf_counter()
-        record = next(records, None)
-        if record is None:
-            break
-        seconds.append(time.perf_counter() - started)
+    for took, record in timed_records():
+        seconds.append(took)
         if isinstance(record, dict):
             ratios.append(len(record["text"]) / sizes[record["origin"]])
     seconds.sort()

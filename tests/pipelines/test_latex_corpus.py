@@ -5,46 +5,19 @@ real arXiv submissions of ../shared/fixtures."""
 
 from __future__ import annotations
 
-import gzip
 import hashlib
-import io
-import tarfile
-import time
 
 import pytest
 
-from pipelines.recipe import ExtractConfig
 from pipelines.sources import READERS, Rejected, read_file
-from tests.conftest import ROOT
-
-CORPUS = ROOT / "tests" / "data" / "latex" / "texlive-papers.tar"
-
-
-def source_sizes(path) -> dict[str, int]:
-    """Characters of .tex source per paper origin (`arxiv:<id>`)."""
-    sizes = {}
-    with tarfile.open(path) as bulk:
-        for member in bulk:
-            inner = gzip.decompress(bulk.extractfile(member).read())
-            with tarfile.open(fileobj=io.BytesIO(inner)) as paper:
-                sizes[f"arxiv:{member.name.rsplit('/', 1)[1][:-3]}"] = sum(
-                    len(paper.extractfile(m).read().decode("utf-8", "replace"))
-                    for m in paper
-                    if m.isfile()
-                )
-    return sizes
+from tests.data.latex.corpus import source_sizes, timed_records
 
 
 def test_every_real_document_finishes_quickly_with_sensible_text():
-    sizes = source_sizes(CORPUS)
-    records = read_file(str(CORPUS), "arxiv", READERS["arxiv"], ExtractConfig())
+    sizes = source_sizes()
     seconds, docs = [], []
-    while True:
-        started = time.perf_counter()
-        record = next(records, None)
-        if record is None:
-            break
-        seconds.append(time.perf_counter() - started)
+    for took, record in timed_records():
+        seconds.append(took)
         assert not isinstance(record, Rejected), (record.reason, record.detail)
         docs.append(record)
     assert len(docs) == len(sizes) == 153
