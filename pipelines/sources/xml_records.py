@@ -215,11 +215,14 @@ def xml_damage(source: str, name: str, piece: Skipped) -> Rejected:
 
 def check_prolog(prolog: bytes) -> list:
     """The elements completed in a dump's prolog (MediaWiki's siteinfo). It is parsed as XML
-    so that a DTD or an entity declaration there refuses the whole file (defusedxml raises)."""
+    so that a DTD or an entity declaration there refuses the whole file (defusedxml raises a
+    ValueError), and so does an XML declaration naming an encoding nobody knows."""
     done = []
     try:
         for _, elem in iterparse(io.BytesIO(prolog), events=("end",)):
             done.append(elem)
     except ParseError:
         pass  # the root element is still open where the prolog ends
+    except LookupError as exc:
+        raise ValueError(f"the XML declaration names {exc}") from None
     return done

@@ -134,6 +134,31 @@ def test_mediawiki_entity_tricks_are_refused(tmp_path):
     assert not docs and "Forbidden" in reject.detail
 
 
+@pytest.mark.parametrize(
+    "fmt,name,body",
+    [
+        (
+            "stackexchange",
+            "odd.stackexchange.com-Posts.xml",
+            '<posts>\n  <row Id="1" PostTypeId="1" Title="t" Body="b" />\n</posts>\n',
+        ),
+        (
+            "mediawiki",
+            "odd-pages-articles.xml",
+            "<mediawiki>\n  <page><title>T</title><ns>0</ns><id>1</id>"
+            "<revision><text>Some words.</text></revision></page>\n</mediawiki>\n",
+        ),
+    ],
+)
+def test_an_unknown_declared_encoding_refuses_the_dump(tmp_path, fmt, name, body):
+    path = tmp_path / name
+    path.write_text('<?xml version="1.0" encoding="u0tf-8"?>\n' + body)
+    docs, (reject,), partials = read(fmt, path)
+    assert not docs and not partials
+    assert reject.reason == "extract:damaged_file"
+    assert "unknown encoding: u0tf-8" in reject.detail
+
+
 def _tar(members):
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w") as tar:
