@@ -1,7 +1,10 @@
 """What robustness costs: the readers' throughput and peak memory at 1x and 4x input, and the
 LaTeX cleaner on real documents.
 
-    .venv/bin/python benchmarks/robust_readers.py [--repeat 3]
+    .venv/bin/python benchmarks/robust_readers.py [--repeat 3] [--code DIR]
+
+`--code DIR` measures the readers of another checkout (e.g. a `git worktree` of an older
+commit) with the same inputs, for a before/after comparison in one run.
 
 - WARC: the real CommonCrawl excerpt of ../shared/fixtures repeated 30 times (16 MB of WARC),
   read by the `warc` reader (framing, warcio per record, resiliparse HTML to text): MB/s of
@@ -25,7 +28,6 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 FIXTURES = ROOT.parent / "shared" / "fixtures"
 WARC = FIXTURES / "commoncrawl" / "resiliparse-CC-MAIN-2020-34-excerpt.warc.gz"
 WIKI = (
@@ -41,10 +43,10 @@ print(records, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
 """
 
 
-def peak_memory(path: str, fmt: str) -> tuple[int, int]:
+def peak_memory(code: Path, path: str, fmt: str) -> tuple[int, int]:
     """(records, peak resident MB) of reading one file in a fresh process."""
     out = subprocess.run(
-        [sys.executable, "-c", _PEAK, str(ROOT), path, fmt],
+        [sys.executable, "-c", _PEAK, str(code), path, fmt],
         capture_output=True,
         text=True,
         check=True,
@@ -52,7 +54,7 @@ def peak_memory(path: str, fmt: str) -> tuple[int, int]:
     return int(out[0]), int(out[1])
 
 
-def warc(repeat: int, folder: Path) -> None:
+def warc(code: Path, repeat: int, folder: Path) -> None:
     from pipelines.sources import READERS, read_file
 
     data = WARC.read_bytes()
@@ -69,18 +71,18 @@ def warc(repeat: int, folder: Path) -> None:
     for times_input in (50, 200):
         big = folder / f"x{times_input}.warc.gz"
         big.write_bytes(data * times_input)
-        count, peak = peak_memory(str(big), "warc")
+        count, peak = peak_memory(code, str(big), "warc")
         size = len(gzip.decompress(data)) * times_input / 1e6
         print(f"warc {times_input}x ({size:.0f} MB raw): {count} records, peak {peak} MB")
 
 
-def mediawiki(folder: Path) -> None:
+def mediawiki(code: Path, folder: Path) -> None:
     dump = bz2.decompress(WIKI.read_bytes())
     first, last = dump.index(b"<page>"), dump.rindex(b"</page>") + len(b"</page>")
     for times_input in (1, 4):
         path = folder / f"x{times_input}-pages-articles.xml"
         path.write_bytes(dump[:first] + dump[first:last] * times_input + dump[last:])
-        count, peak = peak_memory(str(path), "mediawiki")
+        count, peak = peak_memory(code, str(path), "mediawiki")
         size = path.stat().st_size / 1e6
         print(f"mediawiki {times_input}x ({size:.0f} MB): {count} records, peak {peak} MB")
 
@@ -105,14 +107,21 @@ def latex() -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--code", type=Path, default=ROOT, help="checkout whose readers to run")
     args = parser.parse_args()
+    code = args.code.resolve()
+    sys.path.insert(0, str(code))
+    print(f"readers of {code}")
     with tempfile.TemporaryDirectory() as tmp:
         if WARC.exists() and WIKI.exists():
-            warc(args.repeat, Path(tmp))
-            mediawiki(Path(tmp))
+            warc(code, args.repeat, Path(tmp))
+            mediawiki(code, Path(tmp))
         else:
             print("../shared/fixtures is not here: WARC and MediaWiki skipped")
-        latex()
+        if (code / "tests" / "data" / "latex").is_dir():
+            latex()
+        else:
+            print("latex: that checkout has no LaTeX corpus, skipped")
 
 
 if __name__ == "__main__":

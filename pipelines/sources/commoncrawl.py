@@ -33,6 +33,11 @@ from pipelines.sources.warc_records import Damage, Framed, Oversized, frame_reco
 
 # Room for the WARC and HTTP headers around a document's bytes.
 _HEADER_ALLOWANCE = 1 << 20
+# The record types besides warcinfo: a reader parses only its own (response or conversion)
+# and skips the others on their header alone.
+_RECORD_TYPES = frozenset(
+    ("request", "metadata", "resource", "revisit", "continuation", "response", "conversion")
+)
 
 
 def _crawl_id(warcinfo_payload: bytes) -> str | None:
@@ -112,6 +117,8 @@ def _warc_documents(
                     why = f"{item.content_length} bytes (limit {limits.max_document_bytes})"
                     yield Rejected(doc, "extract:too_large", why)
             continue
+        if item.record_type() in _RECORD_TYPES - {record_type}:
+            continue  # a request or metadata record: not worth parsing
         try:
             record = next(iter(ArchiveIterator(io.BytesIO(item.data))))
         except Exception as exc:  # noqa: BLE001 (anything warcio cannot parse is one bad record)

@@ -24,6 +24,7 @@ MAX_HEADER_BYTES = 1 << 16  # a WARC header block is a few hundred bytes
 _CHUNK = 1 << 16
 _VERSION_RE = re.compile(rb"WARC/\d+\.\d+\r?\n\Z")
 _LENGTH_RE = re.compile(rb"^content-length:[ \t]*(\d+)[ \t]*\r?$", re.IGNORECASE | re.MULTILINE)
+_TYPE_RE = re.compile(rb"^warc-type:[ \t]*([a-z]+)[ \t]*\r?$", re.IGNORECASE | re.MULTILINE)
 
 
 @dataclass
@@ -32,6 +33,12 @@ class Framed:
 
     offset: int  # where it starts in the file (the gzip member's offset for gzipped files)
     data: bytes
+    header_size: int = 0  # the header block's bytes at the start of data
+
+    def record_type(self) -> str | None:
+        """WARC-Type as the header block spells it, when it is one plain word."""
+        found = _TYPE_RE.search(self.data, 0, self.header_size)
+        return found.group(1).decode() if found else None
 
 
 @dataclass
@@ -62,27 +69,47 @@ class _Broken(Exception):
 
 
 class _RawSource:
-    """The file's bytes with push-back, counting the absolute offset of what comes next."""
+    """The file's bytes with push-back, counting the absolute offset of what comes next. Reads
+    are views into the current chunk of the file, so reading a member and giving back what
+    follows it copies nothing."""
 
     def __init__(self, fh: BinaryIO):
         self.fh = fh
-        self.pending = bytearray()
+        self.chunk = memoryview(b"")
+        self.pos = 0
         self.offset = 0
 
-    def read(self, n: int) -> bytes:
-        """Up to n bytes; fewer only at the end of the file."""
-        data = bytes(self.pending[:n])
-        del self.pending[:n]
-        while len(data) < n:
-            more = self.fh.read(n - len(data))
-            if not more:
-                break
-            data += more
+    def read_some(self, n: int) -> memoryview:
+        """Up to n bytes, fewer where the current chunk ends; empty only at the end of the file."""
+        if self.pos >= len(self.chunk):
+            self.chunk, self.pos = memoryview(self.fh.read(_CHUNK)), 0
+        data = self.chunk[self.pos : self.pos + n]
+        self.pos += len(data)
         self.offset += len(data)
         return data
 
-    def unread(self, data: bytes) -> None:
-        self.pending[:0] = data
+    def read(self, n: int) -> bytes:
+        """Up to n bytes; fewer only at the end of the file."""
+        data = bytes(self.read_some(n))
+        while len(data) < n:
+            more = self.read_some(n - len(data))
+            if not more:
+                break
+            data += more
+        return data
+
+    def unread(self, data: bytes | memoryview) -> None:
+        """Give back the last bytes read, so that they are read again next."""
+        size = len(data)
+        if size <= self.pos:
+            self.pos -= size
+        else:  # they began in an earlier chunk
+            self.chunk, self.pos = memoryview(bytes(data) + self.chunk[self.pos :]), 0
+        self.offset -= size
+
+    def push_back(self, data: bytes) -> None:
+        """Put any bytes in front of what comes next."""
+        self.chunk, self.pos = memoryview(data + self.chunk[self.pos :]), 0
         self.offset -= len(data)
 
 
@@ -95,7 +122,8 @@ class _Member:
         self.raw = raw
         self.start = raw.offset
         self.inflater = zlib.decompressobj(31)
-        self.consumed = bytearray()
+        self.consumed: list[memoryview] = []  # views of the file's chunks, not copies
+        self.kept = 0
         self.keep_limit = keep_limit
         self.capped = False  # consumed more than it kept: a new search starts where it stopped
 
@@ -106,11 +134,12 @@ class _Member:
             if self.inflater.unconsumed_tail:
                 data = self.inflater.unconsumed_tail
             else:
-                data = self.raw.read(_CHUNK)
+                data = self.raw.read_some(_CHUNK)
                 if not data:
                     raise _Truncated
-                if len(self.consumed) + len(data) <= self.keep_limit:
-                    self.consumed += data
+                if self.kept + len(data) <= self.keep_limit:
+                    self.consumed.append(data)
+                    self.kept += len(data)
                 else:
                     self.capped = True
             try:
@@ -120,9 +149,8 @@ class _Member:
             if self.inflater.eof:
                 # What follows the member's end belongs to the next member (zlib may leave
                 # the same bytes in unconsumed_tail too: unused_data is the one to trust).
-                rest = self.inflater.unused_data
-                self.raw.unread(rest)
-                del self.consumed[max(len(self.consumed) - len(rest), 0) :]
+                self.raw.unread(self.inflater.unused_data)
+                self.consumed.clear()  # a whole member is never searched again
             if out:
                 return out
 
@@ -130,7 +158,7 @@ class _Member:
         """Give back what this member consumed after its first byte, so that the search for the
         next member starts there (or, past the limit of what was kept, where reading stopped)."""
         if not self.capped and self.consumed:
-            self.raw.unread(bytes(self.consumed[1:]))
+            self.raw.push_back(b"".join(self.consumed)[1:])
 
 
 class _Lines:
@@ -159,6 +187,28 @@ class _Lines:
         while len(self.buffer) < n and self._fill():
             pass
         return self._take(min(n, len(self.buffer)))
+
+    def read_to_blank_line(self, limit: int) -> bytes:
+        """The lines up to and including the first empty one, read from the start of a line:
+        a header's fields. Without an empty line within `limit` bytes, `limit` + 1 bytes; at
+        the end of the stream, what is left (neither ends with an empty line)."""
+        searched = 0
+        while True:
+            buffer = self.buffer
+            if buffer[:1] == b"\n" or buffer[:2] == b"\r\n":
+                return self._take(1 if buffer[:1] == b"\n" else 2)
+            window = min(len(buffer), limit + 1)
+            # Where the empty line ends, as "\r\n" or as "\n" (not found: 2 and 1).
+            crlf = buffer.find(b"\n\r\n", searched, window) + 3
+            lf = buffer.find(b"\n\n", searched, window) + 2
+            found = [end for end in (crlf, lf) if end > 2]
+            if found and min(found) <= limit:
+                return self._take(min(found))
+            if len(buffer) > limit:
+                return self._take(limit + 1)
+            searched = max(len(buffer) - 2, 0)
+            if not self._fill():
+                return self._take(len(self.buffer))
 
     def skip(self, n: int) -> int:
         """Discard up to n bytes without holding them; how many there were."""
@@ -204,19 +254,14 @@ def _frame_plain(lines: _Lines, max_content_bytes: int) -> Iterator[Framed | Ove
             if head is line:
                 continue
             line, start = line[inside:], start + inside
-        header = [line]
-        size = len(line)
-        while True:
-            line = lines.readline(MAX_HEADER_BYTES)
-            header.append(line)
-            size += len(line)
-            if not line or line in (b"\r\n", b"\n") or size > MAX_HEADER_BYTES:
-                break
-        head = b"".join(header)
-        if not line or size > MAX_HEADER_BYTES:
-            what = "a WARC header cut short" if not line else "a WARC header over 64 KiB"
+        head = line + lines.read_to_blank_line(MAX_HEADER_BYTES - len(line))
+        size = len(head)
+        ended = head.endswith((b"\n\n", b"\n\r\n"))
+        if not ended:
+            cut = size <= MAX_HEADER_BYTES
+            what = "a WARC header cut short" if cut else "a WARC header over 64 KiB"
             yield from flush()
-            yield Damage(start, size, f"{what}: {escaped(head)}", at_end=not line)
+            yield Damage(start, size, f"{what}: {escaped(head)}", at_end=cut)
             continue
         length = _LENGTH_RE.search(head)
         if length is None:
@@ -238,7 +283,7 @@ def _frame_plain(lines: _Lines, max_content_bytes: int) -> Iterator[Framed | Ove
             what = f"a WARC record cut short ({len(block)} of {content_length} content bytes)"
             yield Damage(start, size + len(block), what, at_end=True)
             return
-        yield Framed(start, head + block + b"\r\n\r\n")
+        yield Framed(start, head + block + b"\r\n\r\n", len(head))
     yield from flush()
 
 
@@ -271,17 +316,27 @@ def _frame_gzip(raw: _RawSource, max_content_bytes: int) -> Iterator[Framed | Ov
             continue
         raw.unread(head)
         member = _Member(raw, keep_limit=max_content_bytes + MAX_HEADER_BYTES)
+        # A member's records wait for its end, where zlib checks its CRC: a record whose bytes
+        # were damaged is not kept. Only a member larger than any record (a whole file in one
+        # gzip stream) lets its records through as they come.
+        held: list[Framed | Oversized | Damage] = []
+        held_bytes = 0
         try:
             for item in _frame_plain(_Lines(member), max_content_bytes):
-                if pending is not None:
-                    yield pending
-                    pending = None
                 # Offsets are the member's: that is where a reader seeks to in the file.
                 item.offset = member.start
                 if isinstance(item, Damage):
                     item.at_end = False  # the member ended, not the file
-                yield item
+                held.append(item)
+                held_bytes += len(item.data) if isinstance(item, Framed) else 0
+                if held_bytes > member.keep_limit:
+                    yield from _released(pending, held)
+                    pending, held, held_bytes = None, [], 0
         except _Truncated:
+            # Cut short at the end of the file: what inflated before the cut is kept.
+            if held:
+                yield from _released(pending, held)
+                pending = None
             size = raw.offset - member.start
             finished = damage(member.start, size, "a gzip member cut short", at_end=True)
             if finished:
@@ -292,15 +347,28 @@ def _frame_gzip(raw: _RawSource, max_content_bytes: int) -> Iterator[Framed | Ov
             finished = damage(member.start, skipped, f"a gzip member that does not inflate ({exc})")
             if finished:
                 yield finished
+        else:
+            if held:
+                yield from _released(pending, held)
+                pending = None
     if pending is not None:
         yield pending
+
+
+def _released(
+    pending: Damage | None, held: list[Framed | Oversized | Damage]
+) -> Iterator[Framed | Oversized | Damage]:
+    """The damage before a member, then the member's records."""
+    if pending is not None:
+        yield pending
+    yield from held
 
 
 def _skip_to_magic(raw: _RawSource) -> int:
     """Read up to (not including) the next gzip header; how many bytes were skipped."""
     skipped, tail = 0, b""
     while True:
-        chunk = raw.read(_CHUNK)
+        chunk = raw.read_some(_CHUNK)
         if not chunk:
             return skipped + len(tail)
         window = tail + chunk

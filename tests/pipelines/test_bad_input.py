@@ -327,6 +327,33 @@ def test_garbage_inside_a_warc_is_skipped_counted_and_escaped(tmp_path, compress
         assert "bytes skipped at byte" in reject.detail
 
 
+@pytest.mark.parametrize("member, split", [(7, False), (88, False), (45, True)])
+def test_a_record_whose_gzip_checksum_fails_is_not_kept(tmp_path, monkeypatch, member, split):
+    """A flipped bit inside a record's text still inflates; the member's CRC at its end is
+    what catches it, and the record must not reach the output wherever the reads of the file
+    end: member 88 of the sample straddles the first 64 KiB, and `split` makes the first read
+    end right before the member's CRC, after all of its text."""
+    if split:
+        end = sum(len(m) for m in _members(_sample_wet())[: member + 1])
+        monkeypatch.setattr("pipelines.sources.warc_records._CHUNK", end - 8)
+    data = _sample_wet()
+    members = _members(data)
+    raw = bytearray(gzip.decompress(members[member]))
+    raw[raw.index(b"\r\n\r\n") + 20] ^= 0x01  # a bit of the text
+    good = gzip.compress(bytes(raw), mtime=0)
+    bad = good[:-8] + gzip.compress(gzip.decompress(members[member]), mtime=0)[-8:]
+    path = tmp_path / "flipped.warc.wet.gz"
+    path.write_bytes(b"".join(members[:member]) + bad + b"".join(members[member + 1 :]))
+    docs, rejects, _ = read("wet", path)
+    clean = read_wet_ids(data, tmp_path)
+    lost = clean[member - 1]  # the warcinfo record is not a document
+    assert [d["id"] for d in docs] == [d["id"] for d in clean if d is not lost]
+    (reject,) = rejects
+    assert reject.reason == "extract:damaged_record" and "incorrect data check" in reject.detail
+    offset = sum(len(m) for m in members[:member])
+    assert reject.skipped_bytes == len(bad) and f"at byte {offset}" in reject.detail
+
+
 def read_wet_ids(data: bytes, tmp_path) -> list[dict]:
     path = tmp_path / "clean.warc.wet.gz"
     path.write_bytes(data)
