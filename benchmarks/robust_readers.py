@@ -34,12 +34,15 @@ WIKI = (
     FIXTURES / "wikipedia" / "enwiki-latest-pages-articles1.xml-p000000010p000030302-shortened.bz2"
 )
 
+# VmHWM, not ru_maxrss: Linux carries ru_maxrss over from the parent through fork and exec,
+# so a child of a large benchmark process would report the parent's size.
 _PEAK = """
-import resource, sys
+import re, sys
 sys.path.insert(0, sys.argv[1])
 from pipelines.sources import READERS, read_file
 records = sum(1 for _ in read_file(sys.argv[2], "s", READERS[sys.argv[3]]))
-print(records, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
+with open("/proc/self/status") as status:
+    print(records, int(re.search(r"VmHWM:\\s+(\\d+)", status.read()).group(1)) // 1024)
 """
 
 

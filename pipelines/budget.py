@@ -48,6 +48,9 @@ class _Watchdog:
         self.lock = threading.Condition()
         self.budgets: dict[int, _Budget] = {}  # one per thread: budgets do not nest
         self.thread: threading.Thread | None = None
+        # When the watchdog wakes next: a budget ending later needs no wake-up call, so with
+        # one limit for all documents it wakes once per limit, not once per document.
+        self.wake_at = float("inf")
 
     def start(self, budget: _Budget) -> None:
         with self.lock:
@@ -55,7 +58,8 @@ class _Watchdog:
                 self.thread = threading.Thread(target=self._run, name="budget", daemon=True)
                 self.thread.start()
             self.budgets[budget.thread] = budget
-            self.lock.notify()
+            if budget.deadline < self.wake_at:
+                self.lock.notify()
 
     def stop(self, budget: _Budget) -> None:
         """End a budget; a timeout raised but not yet delivered is taken back."""
@@ -75,7 +79,8 @@ class _Watchdog:
                         budget.fired = True
                         _raise_in(budget.thread, DocumentTimeout)
                 pending = [b.deadline for b in waiting if not b.fired]
-                self.lock.wait(timeout=max(0.01, min(pending) - now) if pending else None)
+                self.wake_at = max(now + 0.01, min(pending)) if pending else float("inf")
+                self.lock.wait(timeout=self.wake_at - now if pending else None)
 
 
 _WATCHDOG = _Watchdog()
