@@ -30,7 +30,7 @@ serve: lid-model
 
 # One worker per core, each taking whole test files (module fixtures are built once).
 test: lid-model
-	$(BIN)/python -m pytest -n auto --dist loadfile
+	$(BIN)/python -m pytest -n auto --dist loadfile --durations=20
 
 # Coverage-guided fuzzing (atheris) of the ten readers from their real seeds, FUZZ_SECONDS each;
 # the corpus grows in build/fuzz-corpus, failing inputs land in build/fuzz.
