@@ -22,6 +22,7 @@ from pipelines.sources.base import escaped
 GZIP_MAGIC = b"\x1f\x8b\x08"
 MAX_HEADER_BYTES = 1 << 16  # a WARC header block is a few hundred bytes
 _CHUNK = 1 << 16
+_MAX_HELD = 1024  # records of one gzip member held until its CRC is checked
 _VERSION_RE = re.compile(rb"WARC/\d+\.\d+\r?\n\Z")
 _LENGTH_RE = re.compile(rb"^content-length:[ \t]*(\d+)[ \t]*\r?$", re.IGNORECASE | re.MULTILINE)
 _TYPE_RE = re.compile(rb"^warc-type:[ \t]*([a-z]+)[ \t]*\r?$", re.IGNORECASE | re.MULTILINE)
@@ -328,8 +329,8 @@ def _frame_gzip(raw: _RawSource, max_content_bytes: int) -> Iterator[Framed | Ov
                 if isinstance(item, Damage):
                     item.at_end = False  # the member ended, not the file
                 held.append(item)
-                held_bytes += len(item.data) if isinstance(item, Framed) else 0
-                if held_bytes > member.keep_limit:
+                held_bytes += _size(item)
+                if held_bytes > member.keep_limit or len(held) >= _MAX_HELD:
                     yield from _released(pending, held)
                     pending, held, held_bytes = None, [], 0
         except _Truncated:
@@ -353,6 +354,13 @@ def _frame_gzip(raw: _RawSource, max_content_bytes: int) -> Iterator[Framed | Ov
                 pending = None
     if pending is not None:
         yield pending
+
+
+def _size(item: Framed | Oversized | Damage) -> int:
+    """The bytes of the file an item stands for."""
+    if isinstance(item, Framed):
+        return len(item.data)
+    return len(item.header) if isinstance(item, Oversized) else item.skipped_bytes
 
 
 def _released(
