@@ -23,7 +23,7 @@ from pipelines.sources.base import (
     decode_text,
     read_capped,
     register,
-    safe_member_problem,
+    tar_files,
 )
 from pipelines.sources.latex import clean_paper, find_main_file
 
@@ -57,16 +57,10 @@ def _paper(source: str, paper_id: str, files: dict[str, str], limits: ExtractCon
 def _tex_members(
     tar: tarfile.TarFile, source: str, paper_id: str, limits: ExtractConfig
 ) -> Iterator[tuple[str, str] | Rejected]:
-    for member in tar:
-        problem = safe_member_problem(member, limits)
-        if problem:
-            origin = f"arxiv:{paper_id}:{member.name}"
-            yield Rejected(make_document(source, origin, ""), "extract:unsafe_tar_member", problem)
-        elif (
-            member.isfile()
-            and member.name.endswith(_TEX_SUFFIXES)
-            and not base_name(member.name).startswith("._")
-        ):
+    for member in tar_files(tar, source, lambda name: f"arxiv:{paper_id}:{name}", limits):
+        if isinstance(member, Rejected):
+            yield member
+        elif member.name.endswith(_TEX_SUFFIXES) and not base_name(member.name).startswith("._"):
             extracted = tar.extractfile(member)
             if extracted is not None:
                 yield member.name.lstrip("./"), decode_text(extracted.read())
@@ -108,16 +102,13 @@ def read_arxiv(path: str, source: str, fh: BinaryIO, limits: ExtractConfig) -> I
     # A tar: either one paper's files, or arXiv's bulk tar of per-paper .gz members.
     files: dict[str, str] = {}
     with tarfile.open(fileobj=stream, mode="r|") as tar:
-        for member in tar:
-            problem = safe_member_problem(member, limits)
-            member_id = _SUFFIX_RE.sub("", base_name(member.name))
-            if problem:
-                origin = f"arxiv:{paper_id}:{member.name}"
-                yield Rejected(
-                    make_document(source, origin, ""), "extract:unsafe_tar_member", problem
-                )
-            elif not member.isfile() or base_name(member.name).startswith("._"):
+        for member in tar_files(tar, source, lambda name: f"arxiv:{paper_id}:{name}", limits):
+            if isinstance(member, Rejected):
+                yield member
                 continue
+            member_id = _SUFFIX_RE.sub("", base_name(member.name))
+            if base_name(member.name).startswith("._"):
+                pass  # macOS metadata beside each file
             elif member.name.endswith(".gz"):
                 extracted = tar.extractfile(member)
                 data = read_capped(gzip.GzipFile(fileobj=extracted), limits.max_member_bytes)

@@ -143,6 +143,21 @@ def safe_member_problem(member: tarfile.TarInfo, limits: ExtractConfig) -> str |
     return None
 
 
+def tar_files(
+    tar: tarfile.TarFile, source: str, origin_of: Callable[[str], str], limits: ExtractConfig
+) -> Iterator[tarfile.TarInfo | Rejected]:
+    """The regular files of a tar, in order, each checked first: an unsafe member is an
+    `extract:unsafe_tar_member` rejection with the origin `origin_of(member name)`; folders
+    are passed over."""
+    for member in tar:
+        problem = safe_member_problem(member, limits)
+        if problem:
+            doc = make_document(source, origin_of(member.name), "")
+            yield Rejected(doc, "extract:unsafe_tar_member", problem)
+        elif member.isfile():
+            yield member
+
+
 # What a damaged file raises while being read: decompressors, parsers, archives, warcio.
 def _damage_errors() -> tuple[type[BaseException], ...]:
     from py7zr.exceptions import ArchiveError, PasswordRequired

@@ -17,7 +17,7 @@ from pipelines.sources.base import (
     decode_text,
     read_capped,
     register,
-    safe_member_problem,
+    tar_files,
     too_slow,
 )
 
@@ -95,14 +95,10 @@ def read_books_text(
         yield _book(source, name, name, read_capped(fh, limits.max_document_bytes), limits)
         return
     with tarfile.open(fileobj=fh, mode="r|") as tar:
-        for member in tar:
-            origin = f"{name}:{member.name}"
-            problem = safe_member_problem(member, limits)
-            if problem:
-                yield Rejected(
-                    make_document(source, origin, ""), "extract:unsafe_tar_member", problem
-                )
-            elif member.isfile() and member.name.endswith(".txt"):
+        for member in tar_files(tar, source, lambda member_name: f"{name}:{member_name}", limits):
+            if isinstance(member, Rejected):
+                yield member
+            elif member.name.endswith(".txt"):
                 extracted = tar.extractfile(member)
                 data = read_capped(extracted, limits.max_document_bytes) if extracted else b""
-                yield _book(source, origin, member.name, data, limits)
+                yield _book(source, f"{name}:{member.name}", member.name, data, limits)

@@ -23,7 +23,7 @@ from pipelines.sources.base import (
     decode_text,
     read_capped,
     register,
-    safe_member_problem,
+    tar_files,
     too_slow,
 )
 from pipelines.sources.jsonl import read_json_lines, string_field, with_text
@@ -76,23 +76,22 @@ def _read_rows(path: str, source: str, fh: BinaryIO, limits: ExtractConfig) -> I
     return read_json_lines(path, source, fh, limits, to_document)
 
 
+def _relative(name: str) -> str:
+    """A member's path in the repository: GitHub archives put everything under one
+    <repo>-<sha>/ folder."""
+    return name.split("/", 1)[1] if "/" in name else name
+
+
 def _read_archive(path: str, source: str, fh: BinaryIO, limits: ExtractConfig) -> Iterator[Record]:
     repo = base_name(path).removesuffix(".gz").removesuffix(".tgz").removesuffix(".tar")
     files: list[tuple[str, str]] = []
     license_name = None
     with tarfile.open(fileobj=fh, mode="r|") as tar:
-        for member in tar:
-            # GitHub archives put everything under one <repo>-<sha>/ folder.
-            relative = member.name.split("/", 1)[1] if "/" in member.name else member.name
-            problem = safe_member_problem(member, limits)
-            if problem:
-                origin = f"{repo}/{relative}"
-                yield Rejected(
-                    make_document(source, origin, ""), "extract:unsafe_tar_member", problem
-                )
+        for member in tar_files(tar, source, lambda name: f"{repo}/{_relative(name)}", limits):
+            if isinstance(member, Rejected):
+                yield member
                 continue
-            if not member.isfile():
-                continue
+            relative = _relative(member.name)
             lowered = relative.lower()
             is_license = lowered in LICENSE_FILES
             if not is_license and posixpath.splitext(lowered)[1] not in CODE_SUFFIXES:
