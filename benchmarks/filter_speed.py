@@ -37,7 +37,6 @@ from filters.gopher import (
     gopher_repetition,
 )
 from filters.langid import LanguageIdentifier, language_decision
-from filters.langid_model import fetch_lid_model
 from filters.perplexity import PerplexityScorer, perplexity_verdict
 from filters.quality_classifier import (
     NEGATIVE,
@@ -48,6 +47,7 @@ from filters.quality_classifier import (
     classifier_verdict,
     train_fasttext,
 )
+from pipelines.lid_model import fetch_lid_model
 from pipelines.sources import READERS, read_file
 
 ROOT = Path(__file__).resolve().parents[1]

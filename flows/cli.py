@@ -352,7 +352,7 @@ def cmd_deploy(args: argparse.Namespace) -> int:
 
 
 def cmd_fetch(args: argparse.Namespace) -> int:
-    from filters.langid_model import fetch_lid_model
+    from pipelines.lid_model import fetch_lid_model
 
     print(f"lid.176.ftz verified at {fetch_lid_model(args.dest)}")
     return 0

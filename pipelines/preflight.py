@@ -109,7 +109,7 @@ def check_free_space(recipe: Recipe, stage: str, sources: Sequence[str]) -> None
 
 def check_models(recipe: Recipe, stages: Sequence[str], sources: Sequence[str]) -> None:
     """The model files of the stages that will run are there (URLs are fetched later)."""
-    from filters.langid_model import resolve_model_path
+    from pipelines.lid_model import resolve_model_path
 
     missing = []
     if "langid" in stages:

@@ -25,7 +25,7 @@ def shared_fixtures() -> Path:
 
 @pytest.fixture(scope="session")
 def lid_model_path() -> str:
-    from filters.langid_model import fetch_lid_model
+    from pipelines.lid_model import fetch_lid_model
 
     return str(fetch_lid_model())
 

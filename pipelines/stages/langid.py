@@ -9,7 +9,7 @@ import apache_beam as beam
 import pyarrow as pa
 
 from filters.langid import LanguageIdentifier, language_decision
-from filters.langid_model import resolve_model_path
+from pipelines.lid_model import resolve_model_path
 from pipelines.stages.assets import local_copy, model_location
 from pipelines.stages.base import StageContext
 from pipelines.stages.filtering import FilterStage, split_table
