@@ -127,7 +127,20 @@ def _parse(data: bytes) -> Owner | None:
         return None  # a lease file cut short by a crash holds nothing
 
 
-class _LocalStore:
+class _Renewable:
+    """What both stores share: renewing a lease this build still holds."""
+
+    def renew(self, mine: Owner) -> bool:
+        """Write `mine` again if the lease is still mine; False when someone took it over."""
+        with self.exclusive():
+            current = self.read()
+            if current is None or current.token != mine.token:
+                return False
+            self.write(mine)
+            return True
+
+
+class _LocalStore(_Renewable):
     """The lease on a local or network file system: writes are atomic renames, and taking
     the lease is serialized by flock."""
 
@@ -174,17 +187,8 @@ class _LocalStore:
             self.write(mine)
             return True
 
-    def renew(self, mine: Owner) -> bool:
-        """Write `mine` again if the lease is still mine; False when someone took it over."""
-        with self.exclusive():
-            current = self.read()
-            if current is None or current.token != mine.token:
-                return False
-            self.write(mine)
-            return True
 
-
-class _ObjectStore:
+class _ObjectStore(_Renewable):
     """The lease on an object store through Beam's FileSystems: write, wait, read back."""
 
     def __init__(self, workdir: str):
@@ -205,12 +209,8 @@ class _ObjectStore:
         with contextlib.suppress(Exception):
             FileSystems.delete([self.path])
 
-    def renew(self, mine: Owner) -> bool:
-        current = self.read()
-        if current is None or current.token != mine.token:
-            return False
-        self.write(mine)
-        return True
+    def exclusive(self) -> contextlib.AbstractContextManager[None]:
+        return contextlib.nullcontext()  # no lock on an object store: take() writes and verifies
 
     def take(self, mine: Owner) -> bool:
         self.write(mine)
