@@ -92,6 +92,7 @@ def _warc_documents(
     name = base_name(path)
     crawl_id = None
     first_damage = None  # held back: if nothing but damage follows, the file is not a WARC
+    others = _RECORD_TYPES - {record_type}
     for item in frame_records(fh, limits.max_document_bytes + _HEADER_ALLOWANCE):
         if first_damage is not None:
             yield _damage(name, source, first_damage)
@@ -117,7 +118,7 @@ def _warc_documents(
                     why = f"{item.content_length} bytes (limit {limits.max_document_bytes})"
                     yield Rejected(doc, "extract:too_large", why)
             continue
-        if item.record_type() in _RECORD_TYPES - {record_type}:
+        if item.record_type() in others:
             continue  # a request or metadata record: not worth parsing
         try:
             record = next(iter(ArchiveIterator(io.BytesIO(item.data))))
