@@ -9,11 +9,6 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.utils.checkpoint import (
-    CheckpointPolicy,
-    checkpoint,
-    create_selective_checkpoint_contexts,
-)
 
 
 @dataclass
@@ -176,7 +171,6 @@ class Llama(nn.Module):
         self.output = nn.Linear(args.dim, args.vocab_size, bias=False)
         rope = rope_table(args.dim // args.n_heads, args.max_seq_len, args.rope_theta)
         self.register_buffer("rope", rope, persistent=False)
-        self.checkpoint_blocks = "none"  # "none", "full" or "selective"; set by trainer.parallel
 
     def init_weights(self, std: float = 0.02) -> None:
         for module in self.modules():
@@ -200,32 +194,8 @@ class Llama(nn.Module):
                 h = block(h, rope, (cache.keys[i], cache.values[i]), start)
             return self.output(self.norm(h)).float()
         for block in self.layers:
-            if self.checkpoint_blocks == "full" and self.training:
-                # Recompute the block in the backward pass instead of keeping its activations.
-                h = checkpoint(block, h, rope, use_reentrant=False)
-            elif self.checkpoint_blocks == "selective" and self.training:
-                h = checkpoint(block, h, rope, use_reentrant=False, context_fn=_keep_matmuls)
-            else:
-                h = block(h, rope)
+            h = block(h, rope)
         return self.output(self.norm(h)).float()
-
-
-def _save_matmuls(ctx, op, *args, **kwargs) -> CheckpointPolicy:
-    """Selective recomputation: keep what the matmuls (and attention) produced, which is
-    expensive to redo; recompute norms, activations and rotations, which are cheap."""
-    expensive = {
-        torch.ops.aten.mm.default,
-        torch.ops.aten.addmm.default,
-        torch.ops.aten.bmm.default,
-        torch.ops.aten._scaled_dot_product_flash_attention_for_cpu.default,
-        torch.ops.aten._scaled_dot_product_efficient_attention.default,
-        torch.ops.aten._scaled_dot_product_flash_attention.default,
-    }
-    return CheckpointPolicy.MUST_SAVE if op in expensive else CheckpointPolicy.PREFER_RECOMPUTE
-
-
-def _keep_matmuls():
-    return create_selective_checkpoint_contexts(_save_matmuls)
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -9,6 +9,11 @@ from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
+from torch.utils.checkpoint import (
+    CheckpointPolicy,
+    checkpoint,
+    create_selective_checkpoint_contexts,
+)
 
 from trainer.model import Llama
 
@@ -54,7 +59,8 @@ def parallelize(
         raise ValueError(
             f"activation_checkpointing: none, full or selective, not {checkpointing!r}"
         )
-    model.checkpoint_blocks = checkpointing
+    if checkpointing != "none":
+        apply_activation_checkpointing(model, selective=checkpointing == "selective")
     if compile_blocks:
         for block in model.layers:
             block.compile()  # in place: the module and its parameter names stay
@@ -65,3 +71,44 @@ def parallelize(
             fully_shard(block)
         fully_shard(model)
     return model
+
+
+def apply_activation_checkpointing(model: Llama, selective: bool) -> None:
+    """Each block recomputes its activations in the backward pass instead of keeping them;
+    `selective` keeps what the matmuls and attention produced and recomputes only the cheap
+    rest. The block's forward is replaced on the instance, not the block wrapped in a new
+    module, so the parameter names stay those of the model."""
+    for block in model.layers:
+        block.forward = _recomputed_in_backward(block.forward, selective)
+
+
+def _recomputed_in_backward(forward, selective: bool):
+    def checkpointed_forward(*args, **kwargs):
+        if not torch.is_grad_enabled():  # no backward pass (evaluation, generation)
+            return forward(*args, **kwargs)
+        if selective:
+            # Named here, not passed in: torch.compile accepts a context_fn it can resolve.
+            return checkpoint(
+                forward, *args, use_reentrant=False, context_fn=_keep_matmul_outputs, **kwargs
+            )
+        return checkpoint(forward, *args, use_reentrant=False, **kwargs)
+
+    return checkpointed_forward
+
+
+def _keep_matmul_outputs():
+    return create_selective_checkpoint_contexts(_save_matmuls)
+
+
+def _save_matmuls(ctx, op, *args, **kwargs) -> CheckpointPolicy:
+    """Keep what the matmuls (and attention) produced, which is expensive to redo; recompute
+    norms, activations and rotations, which are cheap."""
+    expensive = {
+        torch.ops.aten.mm.default,
+        torch.ops.aten.addmm.default,
+        torch.ops.aten.bmm.default,
+        torch.ops.aten._scaled_dot_product_flash_attention_for_cpu.default,
+        torch.ops.aten._scaled_dot_product_efficient_attention.default,
+        torch.ops.aten._scaled_dot_product_flash_attention.default,
+    }
+    return CheckpointPolicy.MUST_SAVE if op in expensive else CheckpointPolicy.PREFER_RECOMPUTE
