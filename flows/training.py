@@ -3,12 +3,13 @@ which the `llama-recipe.shards.ready` event starts when a build commits new shar
 
 from __future__ import annotations
 
-import collections
 import dataclasses
+import json
 import os
-import re
 import subprocess
 import sys
+import tempfile
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -58,7 +59,7 @@ def train_recipe(
         if max_steps < 1:
             raise UserError("max_steps must be a positive number of steps")
         settings = dataclasses.replace(settings, max_steps=max_steps)
-    checkpoint_dir = settings.checkpoint_dir or os.path.join(recipe.workdir, "checkpoints")
+    checkpoint_dir = checkpoint_dir_of(recipe)
     try:
         history = train(
             shards,
@@ -74,6 +75,11 @@ def train_recipe(
     return history, checkpoint_dir
 
 
+def checkpoint_dir_of(recipe: Recipe) -> str:
+    """Where training writes the recipe's checkpoints and metrics.jsonl."""
+    return recipe.train.checkpoint_dir or os.path.join(recipe.workdir, "checkpoints")
+
+
 def step_line(record: dict[str, Any]) -> str:
     """One training step as the `train` command prints it and the train flow logs it."""
     return (
@@ -82,21 +88,22 @@ def step_line(record: dict[str, Any]) -> str:
     )
 
 
-# The `train` command's step and summary lines read back (rank 0 prints them under torchrun).
-_STEP_LINE = re.compile(r"step\s+(\d+)\s+loss (\S+)\s+lr (\S+)\s+grad_norm (\S+)\s+([\d,.]+) tok/s")
-_CHECKPOINT_LINE = re.compile(r"checkpoint in (.+)$")
+# How often the train flow reads the steps torchrun's rank 0 appended to metrics.jsonl.
+METRICS_POLL_S = 1.0
 
 
 def train_under_torchrun(
     recipe_path: str,
+    recipe: Recipe,
     nproc_per_node: int,
     model: str | None,
     max_steps: int | None,
     resume: bool,
     log: Callable[[dict[str, Any]], None],
-) -> tuple[list[dict[str, Any]], str | None]:
-    """`torchrun --standalone` running the `train` command on this machine, its output
-    followed line by line; the logged steps and the checkpoint folder."""
+) -> tuple[list[dict[str, Any]], str]:
+    """`torchrun --standalone` running the `train` command on this machine, its metrics.jsonl
+    followed while it runs; the per-step metrics of this run and the checkpoint folder.
+    `log` gets the steps the trainer logs (the first, every log_every-th and the last)."""
     command = [
         sys.executable,
         "-m",
@@ -114,39 +121,82 @@ def train_under_torchrun(
     command += ["--model", model] if model else []
     command += ["--max-steps", str(max_steps)] if max_steps else []
     command += ["--resume"] if resume else []
+    checkpoint_dir = checkpoint_dir_of(recipe)
+    metrics = MetricsFollower(checkpoint_dir, resume)
+    last_step = max_steps or recipe.train.max_steps
     history: list[dict[str, Any]] = []
-    checkpoint_dir = None
-    tail: collections.deque[str] = collections.deque(maxlen=40)
-    errors: list[str] = []
-    # torchrun and its ranks end with this flow, however it ends.
-    with spawn(
-        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1
-    ) as process:
-        assert process.stdout is not None
-        for line in process.stdout:
-            tail.append(line.rstrip())
-            if line.startswith("llama-recipe: error: "):
-                errors.append(line.rstrip().removeprefix("llama-recipe: error: "))
-            step = _STEP_LINE.search(line)
-            if step:
-                record = {
-                    "step": int(step[1]),
-                    "loss": float(step[2]),
-                    "lr": float(step[3]),
-                    "grad_norm": float(step[4]),
-                    "tokens_per_s": float(step[5].replace(",", "")),
-                }
-                history.append(record)
+
+    def follow() -> None:
+        for record in metrics.new_records():
+            history.append(record)
+            step = record["step"]
+            if len(history) == 1 or step % recipe.train.log_every == 0 or step == last_step:
                 log(record)
-            elif done := _CHECKPOINT_LINE.search(line):
-                checkpoint_dir = done[1].strip()
+
+    # The output goes to a file rather than a pipe: nothing has to drain it while we poll.
+    # torchrun and its ranks end with this flow, however it ends.
+    with (
+        tempfile.TemporaryFile("w+") as output,
+        spawn(command, stdout=output, stderr=subprocess.STDOUT) as process,
+    ):
+        while process.poll() is None:
+            follow()
+            time.sleep(METRICS_POLL_S)
+        follow()  # the steps written since the last look
+        output.seek(0)
+        lines = output.read().splitlines()
     if process.returncode != 0:
+        errors = [
+            line.removeprefix("llama-recipe: error: ")
+            for line in lines
+            if line.startswith("llama-recipe: error: ")
+        ]
         if errors:
             raise UserError(errors[0])
-        raise RuntimeError(
-            f"torchrun exited with {process.returncode}:\n" + "\n".join(list(tail)[-15:])
-        )
+        raise RuntimeError(f"torchrun exited with {process.returncode}:\n" + "\n".join(lines[-15:]))
     return history, checkpoint_dir
+
+
+class MetricsFollower:
+    """The records a training run appends to the metrics.jsonl of `checkpoint_dir`, read
+    while it runs. What the file held before the run is not this run's: nothing is read
+    until the trainer has emptied the file (a new run) or rewritten it with the steps up to
+    its checkpoint (a resumed run), and then only the steps after that checkpoint."""
+
+    def __init__(self, checkpoint_dir: str, resume: bool):
+        from trainer import checkpoint
+
+        self.path = os.path.join(checkpoint_dir, "metrics.jsonl")
+        found = checkpoint.latest(checkpoint_dir) if resume else None
+        self.first_step = checkpoint.read_meta(found)["step"] if found else 0
+        self.before = _file_identity(self.path)
+        self.rewritten = False
+        self.offset = 0
+
+    def new_records(self) -> list[dict[str, Any]]:
+        """The records of the lines completed since the last call; a last line still being
+        written is left for the next."""
+        if not self.rewritten:
+            now = _file_identity(self.path)
+            if now is None or now == self.before:
+                return []
+            self.rewritten = True
+        with open(self.path, "rb") as fh:
+            fh.seek(self.offset)
+            data = fh.read()
+        complete = data[: data.rfind(b"\n") + 1]
+        self.offset += len(complete)
+        records = [json.loads(line) for line in complete.splitlines() if line.strip()]
+        return [r for r in records if r["step"] > self.first_step]
+
+
+def _file_identity(path: str) -> tuple[int, int, int] | None:
+    """Inode, modification time and size: any write, truncation or replacement changes it."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return st.st_ino, st.st_mtime_ns, st.st_size
 
 
 @flow(name="train", validate_parameters=False)
@@ -179,7 +229,7 @@ def train_flow(
         if processes > 1:
             logger.info("torchrun: %d processes on this machine", processes)
             history, checkpoint_dir = train_under_torchrun(
-                recipe_path, processes, model, max_steps, resume, log
+                recipe_path, recipe, processes, model, max_steps, resume, log
             )
         else:
             history, checkpoint_dir = train_recipe(recipe, model, max_steps, resume, log)

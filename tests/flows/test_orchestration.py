@@ -139,7 +139,7 @@ def test_train_flow_without_shards_says_so(prefect_api, tmp_path):
 
 def test_train_flow_runs_torchrun_with_the_recipes_processes(prefect_api, built_sample, tmp_path):
     """`train.nproc_per_node: 2`: the flow starts torchrun (two CPU processes, gloo, FSDP2)
-    and follows rank 0's output for its progress and loss table."""
+    and follows the metrics.jsonl rank 0 writes for its progress and loss table."""
     import yaml
     from prefect.artifacts import Artifact
 
