@@ -36,7 +36,7 @@ from filter_speed import load_texts  # noqa: E402  (the same real documents)
 from pipelines.hf_tokenizer import hf_files  # noqa: E402
 from pipelines.recipe import TokenizerConfig  # noqa: E402
 from pipelines.shards import ShardReader, shard_schema  # noqa: E402
-from pipelines.stages.tokenizer import train_sentencepiece  # noqa: E402
+from pipelines.stages.train_tokenizer import train_sentencepiece  # noqa: E402
 
 
 def median_time(fn, repeat: int) -> float:

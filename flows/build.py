@@ -39,14 +39,8 @@ from flows.slots import give_back_slots, stage_slot
 from pipelines.errors import UserError, UserErrorTracebacks
 from pipelines.lease import WorkdirLease
 from pipelines.preflight import check_environment
-from pipelines.recipe import (
-    STAGES,
-    OrchestrationConfig,
-    Recipe,
-    StageName,
-    is_uri,
-    load_recipe,
-)
+from pipelines.recipe import OrchestrationConfig, Recipe, is_uri, load_recipe
+from pipelines.registry import STAGES, StageName, spec
 from pipelines.shards import MIXTURE_JSON
 from pipelines.stages import STAGE_CLASSES, StageContext, StageResult, run_stage
 
@@ -230,7 +224,7 @@ def _run_stages(
     except UserError as exc:
         get_run_logger().error("%s", exc)
         return Failed(message=str(exc))
-    total = sum(len(sources) if STAGE_CLASSES[s].per_source else 1 for s, sources, _ in plan)
+    total = sum(len(sources) if spec(s).per_source else 1 for s, sources, _ in plan)
     progress = create_progress_artifact(
         0.0,
         key=artifact_key(recipe, "progress"),
@@ -255,7 +249,7 @@ def _run_stages(
             if state.is_failed():
                 return Failed(message=state.message or f"stage {stage} failed")
             summary.extend(state.result())
-            done += len(sources) if STAGE_CLASSES[stage].per_source else 1
+            done += len(sources) if spec(stage).per_source else 1
             update_progress_artifact(progress, 100.0 * done / total)
     _publish_report(recipe)
     ran = sorted({r["stage"] for r in summary if r["status"] == "ran"}, key=STAGES.index)

@@ -14,7 +14,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from pipelines.errors import UserError, UserErrorTracebacks
-from pipelines.recipe import STAGES, load_recipe
+from pipelines.recipe import load_recipe
+from pipelines.registry import STAGES
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -220,6 +221,7 @@ def _bring_up_to_date(ctx, stages: list[str], sources: list[str]) -> None:
 
 def cmd_train_classifier(args: argparse.Namespace) -> int:
     from pipelines.stages import STAGE_CLASSES, StageContext, run_stage
+    from pipelines.stages.classifier import CARD_MARKDOWN
     from pipelines.store import ALL_SOURCES
 
     recipe = load_recipe(args.recipe)
@@ -229,8 +231,8 @@ def cmd_train_classifier(args: argparse.Namespace) -> int:
     ctx = StageContext.from_recipe(recipe)
     with _workdir_lease(ctx, "train-quality-classifier"):
         _bring_up_to_date(ctx, ["extract", "langid"], recipe.classifier_sources())
-        stage = STAGE_CLASSES["train-classifier"]()
-        stage.needed = lambda ctx: True  # asked for by name: train it even if no filter uses it
+        # Asked for by name: trained even when no filter of the recipe uses it.
+        stage = STAGE_CLASSES["train-classifier"](required=True)
         (result,) = run_stage(stage, ctx, [ALL_SOURCES], force=args.force)
     card = result.manifest
     m = card["metrics"]
@@ -243,12 +245,12 @@ def cmd_train_classifier(args: argparse.Namespace) -> int:
         f"held-out  precision {m['precision']:.3f}  recall {m['recall']:.3f}  F1 {m['f1']:.3f}  "
         f"accuracy {m['accuracy']:.3f}  AUC {m['auc']:.3f}  (threshold {m['threshold']})"
     )
-    print(f"model card: {ctx.store.path('train-classifier', ALL_SOURCES, 'MODEL_CARD.md')}")
+    print(f"model card: {ctx.store.path(stage.name, ALL_SOURCES, CARD_MARKDOWN)}")
     return 0
 
 
 def cmd_explain(args: argparse.Namespace) -> int:
-    from flows.explain import explain, explain_json, render
+    from pipelines.explain import explain, explain_json, render
     from pipelines.stages import StageContext
 
     recipe = load_recipe(args.recipe)
@@ -290,9 +292,11 @@ def cmd_model_info(args: argparse.Namespace) -> int:
 def _tokenizer_beside(checkpoint: str, given: str | None) -> str | None:
     if given:
         return given
-    guess = os.path.join(
-        os.path.dirname(os.path.dirname(os.path.abspath(checkpoint))), "train-tokenizer", "_all"
-    )
+    from pipelines.store import StageStore
+
+    # A checkpoint lives in <workdir>/<checkpoint folder>/ unless train.checkpoint_dir moved it.
+    workdir = os.path.dirname(os.path.dirname(os.path.abspath(checkpoint)))
+    guess = StageStore(workdir).tokenizer_dir()
     return guess if os.path.isdir(guess) else None
 
 

@@ -13,8 +13,8 @@ from rich.console import Console
 from rich.table import Table
 
 from pipelines.errors import UserError
+from pipelines.mixture import SourcePlan, available_tokens, plan_mixture
 from pipelines.recipe import Recipe
-from pipelines.stages.mix import SourcePlan, available_tokens, plan_mixture
 from pipelines.store import StageStore
 
 _SUFFIX = {"": 1, "K": 10**3, "M": 10**6, "B": 10**9, "G": 10**9, "T": 10**12}

@@ -7,7 +7,8 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from pipelines.recipe import PER_SOURCE_STAGES, STAGES, Recipe
+from pipelines.recipe import Recipe
+from pipelines.registry import PER_SOURCE_STAGES, STAGES, spec
 from pipelines.store import ALL_SOURCES, StageStore
 
 
@@ -133,9 +134,7 @@ def _reasons(manifest: dict[str, Any]) -> str:
 
 def _input_chars(store: StageStore, stage: str, source: str, manifest: dict[str, Any]) -> int:
     """The text a stage read: its upstream's kept text (extract: the text it extracted)."""
-    from pipelines.stages import STAGE_CLASSES
-
-    upstream = STAGE_CLASSES[stage].upstream
+    upstream = spec(stage).upstream
     before = store.read_manifest(upstream, source) if upstream else None
     return int((before or manifest).get("kept_text_chars", 0))
 

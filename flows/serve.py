@@ -27,7 +27,8 @@ from pathlib import Path
 
 from flows.server import prefect_home, start_server, stop_server
 from pipelines.errors import UserError
-from pipelines.recipe import STAGES, load_recipe
+from pipelines.recipe import load_recipe
+from pipelines.registry import STAGES
 
 
 def deployments(recipe_path: str) -> list:

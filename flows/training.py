@@ -45,7 +45,9 @@ def train_recipe(
 
     if is_uri(recipe.workdir):
         raise UserError(f"workdir {recipe.workdir}: training reads shards from a local folder")
-    shards = os.path.join(recipe.workdir, "mix", "_all")
+    from pipelines.store import StageStore
+
+    shards = StageStore(recipe.workdir).mix_dir()
     if not os.path.isdir(shards) or committed_version(shards) is None:
         raise UserError(f"{shards}: no mix shards yet; build the recipe first")
     settings = recipe.train

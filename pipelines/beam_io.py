@@ -45,17 +45,6 @@ class ArrowIpcSink(fileio.FileSink):
             self._writer = None
 
 
-def write_arrow_ipc(
-    directory: str, schema: pa.Schema, label: str = "WriteArrow"
-) -> beam.PTransform:
-    """A sink for PCollections of Tables: `<directory>/part-*.arrow`, committed atomically."""
-    return label >> fileio.WriteToFiles(
-        path=directory,
-        file_naming=fileio.default_file_naming(prefix="part", suffix=".arrow"),
-        sink=lambda _destination: ArrowIpcSink(schema),
-    )
-
-
 def read_arrow_ipc(path: str, columns: Sequence[str] | None = None) -> Iterator[pa.Table]:
     """Record batches of one Arrow IPC file as Tables, one batch in memory at a time."""
     with FileSystems.open(path) as fh:

@@ -29,6 +29,7 @@ from filters.gopher import GopherQualityConfig, GopherRepetitionConfig
 from filters.perplexity import PerplexityConfig
 from filters.quality_classifier import ClassifierTrainingConfig, ReferenceClassifierConfig
 from pipelines.errors import RecipeError
+from pipelines.registry import StageName
 from trainer.config import TrainSettings
 
 SourceFormat = Literal[
@@ -43,19 +44,6 @@ SourceFormat = Literal[
     "github",
     "jsonl",
 ]
-
-STAGES = (
-    "extract",
-    "langid",
-    "train-classifier",
-    "quality",
-    "dedup",
-    "train-tokenizer",
-    "tokenize",
-    "mix",
-)
-# Stages that run once per source; the others run once over all sources.
-PER_SOURCE_STAGES = ("extract", "langid", "quality", "dedup", "tokenize")
 
 _URI_RE = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
 
@@ -241,18 +229,6 @@ class MixtureConfig(_Strict):
     # Committed mix versions kept (the newest): training runs keep reading, and resume on,
     # the version they started on while a rebuild commits a new one.
     keep_versions: int = Field(3, ge=1)
-
-
-StageName = Literal[
-    "extract",
-    "langid",
-    "train-classifier",
-    "quality",
-    "dedup",
-    "train-tokenizer",
-    "tokenize",
-    "mix",
-]
 
 
 class OrchestrationConfig(_Strict):

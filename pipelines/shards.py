@@ -24,6 +24,7 @@ import pyarrow as pa
 from pipelines.errors import UserError
 
 SHARD_GLOB = "shard-*.arrow"
+UNK_ID, BOS_ID, EOS_ID = 0, 1, 2  # LLaMA's special ids: every document is BOS ... EOS
 MIXTURE_JSON = "mixture.json"
 MANIFEST = "_MANIFEST.json"
 
@@ -36,6 +37,24 @@ def shard_schema(seq_len: int, vocab_size: int) -> pa.Schema:
     """One row per training sequence: seq_len + 1 token ids (inputs and shifted targets)."""
     value_type = pa.uint16() if vocab_size <= 1 << 16 else pa.uint32()
     return pa.schema([pa.field("tokens", pa.list_(value_type, seq_len + 1), nullable=False)])
+
+
+def shard_name(index: int) -> str:
+    return f"shard-{index:05d}.arrow"
+
+
+def shard_bytes(rows: np.ndarray, seq_len: int, vocab_size: int) -> bytes:
+    """One shard file: `rows` [n, seq_len + 1] token ids as an Arrow IPC file in
+    `shard_schema`, in batches of 1024 rows (what `ShardReader` reads back)."""
+    schema = shard_schema(seq_len, vocab_size)
+    value_type = schema.field("tokens").type.value_type
+    numpy_type = np.uint16 if value_type == pa.uint16() else np.uint32
+    flat = pa.array(rows.reshape(-1).astype(numpy_type), type=value_type)
+    column = pa.FixedSizeListArray.from_arrays(flat, seq_len + 1)
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_file(sink, schema) as writer:
+        writer.write_table(pa.table({"tokens": column}, schema=schema), max_chunksize=1024)
+    return sink.getvalue().to_pybytes()
 
 
 def committed_version(mix_dir: str) -> str | None:

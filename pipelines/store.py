@@ -1,5 +1,8 @@
 """The stage store: `<workdir>/<stage>/<source>/part-*.parquet`, rejects and `_MANIFEST.json`.
 
+The only code that knows this layout: stages read an upstream stage's output with `ReadStage`
+and write theirs with `WriteStage`; the flows ask `StageStore` where things are.
+
 All I/O goes through Beam's FileSystems so that a workdir can be a local path or any URI a
 Beam filesystem serves (gs://, s3://, hdfs://). A stage is finished exactly when its manifest
 exists: the manifest is deleted before a stage reruns and written after every output file has
@@ -15,14 +18,22 @@ import uuid
 from collections import Counter
 from typing import Any
 
+import apache_beam as beam
+import pyarrow as pa
 import pyarrow.ipc as ipc
 import pyarrow.parquet as pq
+from apache_beam.io import fileio
 from apache_beam.io.filesystems import FileSystems
 
 from pipelines import __version__
+from pipelines.beam_io import ArrowIpcSink, CountChars, read_arrow_ipc
+from pipelines.document import document_schema, reject_schema
 
 MANIFEST = "_MANIFEST.json"
 ALL_SOURCES = "_all"  # the "source" of stages that run over every source at once
+_PART = "part"  # kept output: part-*.parquet (documents) or part-*.arrow (token rows)
+_REJECTS = "rejects"  # rejected documents, with their reasons: rejects/part-*.parquet
+_SUFFIX = {"rows": ".parquet", "tables": ".parquet", "tokens": ".arrow"}
 
 
 class StageStore:
@@ -38,11 +49,22 @@ class StageStore:
 
     def parts(self, stage: str, source: str, suffix: str = ".parquet") -> str:
         """Glob of the documents a stage kept."""
-        return self.path(stage, source, f"part-*{suffix}")
+        return self.path(stage, source, f"{_PART}-*{suffix}")
 
     def rejects(self, stage: str, source: str) -> str:
         """Glob of the documents a stage dropped."""
-        return self.path(stage, source, "rejects", "part-*.parquet")
+        return self.path(stage, source, _REJECTS, f"{_PART}-*.parquet")
+
+    def mix_dir(self) -> str:
+        """Where the mix stage commits its shard versions (see pipelines/shards.py)."""
+        return self.dir("mix")
+
+    def tokenizer_dir(self) -> str:
+        """Where train-tokenizer writes tokenizer.model and the Hugging Face files."""
+        return self.dir("train-tokenizer")
+
+    def tokenizer_model(self) -> str:
+        return FileSystems.join(self.tokenizer_dir(), "tokenizer.model")
 
     # -- manifests -------------------------------------------------------------------------
     def read_manifest(self, stage: str, source: str = ALL_SOURCES) -> dict[str, Any] | None:
@@ -156,3 +178,105 @@ def ipc_rows(pattern: str) -> int:
             reader = ipc.open_file(fh)
             total += sum(reader.get_batch(i).num_rows for i in range(reader.num_record_batches))
     return total
+
+
+# -- Beam: how every stage reads its input and writes its output ----------------------------
+KEPT, REJECTED = "kept", "rejected"
+
+
+class ReadStage(beam.PTransform):
+    """What an upstream stage kept for one source: pyarrow Tables (`as_rows=False`, optionally
+    only some `columns`), row dicts (`as_rows=True`), or token Tables of the tokenize stage
+    (`tokens=True`). Nothing when the stage kept nothing."""
+
+    def __init__(
+        self,
+        store: StageStore,
+        stage: str,
+        source: str,
+        *,
+        columns: list[str] | None = None,
+        as_rows: bool = False,
+        tokens: bool = False,
+    ):
+        super().__init__()
+        self.pattern = store.parts(stage, source, ".arrow" if tokens else ".parquet")
+        self.columns = columns
+        self.as_rows = as_rows
+        self.tokens = tokens
+
+    def expand(self, pbegin: beam.pvalue.PBegin) -> beam.PCollection:
+        files = match_files(self.pattern)
+        if self.tokens:
+            return (
+                pbegin
+                | "ListFiles" >> beam.Create(files)
+                | "ReadTokens" >> beam.FlatMap(read_arrow_ipc, columns=self.columns)
+            )
+        if not files:
+            return pbegin | "Nothing" >> beam.Create([])
+        if self.as_rows:
+            return pbegin | "ReadRows" >> beam.io.ReadFromParquet(self.pattern)
+        return pbegin | "ReadTables" >> beam.io.ReadFromParquetBatched(
+            self.pattern, columns=self.columns
+        )
+
+
+class WriteStage(beam.PTransform):
+    """A stage's output for one source, from `{KEPT: ..., REJECTED: ...}`: the kept documents
+    (row dicts or Tables, `kind` "rows" or "tables") as `part-*.parquet` in the stage's schema,
+    counted in `kept_text_chars`, or token Tables (`kind` "tokens", with their `schema`) as
+    `part-*.arrow`; the rejects as `rejects/part-*.parquet`, in the same kind as the kept.
+    More streams of a side go under keys that start with its name (`"kept/assembled"`)."""
+
+    def __init__(
+        self,
+        store: StageStore,
+        stage: str,
+        source: str,
+        kind: str = "rows",
+        schema: pa.Schema | None = None,
+    ):
+        super().__init__()
+        self.directory = store.dir(stage, source)
+        self.stage = stage
+        self.source = source
+        self.kind = kind
+        self.schema = schema or document_schema(stage)
+
+    def expand(self, outputs: dict[str, beam.PCollection]) -> None:
+        kept = _merged(outputs, KEPT, "MergeDocs")
+        rejected = _merged(outputs, REJECTED, "MergeRejects")
+        if self.kind == "tokens":
+            kept | "WriteTokens" >> fileio.WriteToFiles(
+                path=self.directory,
+                file_naming=fileio.default_file_naming(prefix=_PART, suffix=".arrow"),
+                sink=lambda _destination, schema=self.schema: ArrowIpcSink(schema),
+            )
+            rejects_as = "tables"
+        else:
+            write = beam.io.WriteToParquet if self.kind == "rows" else beam.io.WriteToParquetBatched
+            (
+                kept
+                | "CountKept" >> beam.ParDo(CountChars(f"{self.stage}/{self.source}"))
+                | "WriteKept"
+                >> write(
+                    FileSystems.join(self.directory, _PART),
+                    self.schema,
+                    file_name_suffix=".parquet",
+                )
+            )
+            rejects_as = self.kind
+        write = beam.io.WriteToParquet if rejects_as == "rows" else beam.io.WriteToParquetBatched
+        rejected | "WriteRejects" >> write(
+            FileSystems.join(self.directory, _REJECTS, _PART),
+            reject_schema(self.stage),
+            file_name_suffix=".parquet",
+        )
+
+
+def _merged(outputs: dict[str, beam.PCollection], side: str, label: str) -> beam.PCollection:
+    streams = [pc for key, pc in outputs.items() if key == side or key.startswith(side + "/")]
+    if len(streams) == 1:
+        return streams[0]
+    return tuple(streams) | label >> beam.Flatten()

@@ -13,7 +13,6 @@ from typing import Any
 
 import apache_beam as beam
 import fasttext
-from apache_beam.io.filesystems import FileSystems
 
 from filters.quality_classifier import (
     NEGATIVE,
@@ -26,13 +25,12 @@ from filters.quality_classifier import (
     sha256_file,
     train_fasttext,
 )
+from pipelines.assets import TRAINED_ON, model_file
 from pipelines.document import unit_hash
 from pipelines.errors import InputError, UserError
-from pipelines.stages.base import Stage, StageContext, require_manifest
-from pipelines.stages.filtering import read_tables
-from pipelines.store import ALL_SOURCES, file_metadata, match_files
+from pipelines.stage import Stage, StageContext, require_manifest
+from pipelines.store import ALL_SOURCES, ReadStage, file_metadata, match_files
 
-TRAINED_ON = "trained_on.json"  # the ids each model was trained on
 CARD_JSON = "model_card.json"
 CARD_MARKDOWN = "MODEL_CARD.md"
 
@@ -53,7 +51,9 @@ def _jsonl_document(item: tuple[str, str]) -> Iterator[dict[str, str]]:
 
 class TrainClassifierStage(Stage):
     name = "train-classifier"
-    per_source = False
+
+    def __init__(self, required: bool = False):
+        self.required = required  # run even when no filter of the recipe uses the classifier
 
     def training(self, ctx: StageContext) -> ClassifierTrainingConfig:
         config = ctx.recipe.quality_classifier
@@ -62,7 +62,7 @@ class TrainClassifierStage(Stage):
         return config
 
     def needed(self, ctx: StageContext) -> bool:
-        return ctx.recipe.classifier_needed()
+        return self.required or ctx.recipe.classifier_needed()
 
     def config(self, ctx: StageContext, source: str) -> Any:
         return self.training(ctx).model_dump(mode="json")
@@ -81,13 +81,15 @@ class TrainClassifierStage(Stage):
         ]
         return [m["run_id"] for m in self.upstream_manifests(ctx, source)] + files
 
-    def before_run(self, ctx: StageContext, sources: Any) -> None:
+    def prepare(self, ctx: StageContext, sources: Any) -> None:
         config = self.training(ctx)
         for item in config.positives + config.negatives:
             if item not in ctx.recipe.sources and not match_files(item):
                 raise UserError(f"quality_classifier: {item}: no file matches")
 
-    def expand(self, pipeline: beam.Pipeline, ctx: StageContext, source: str) -> None:
+    def expand(
+        self, pipeline: beam.Pipeline, ctx: StageContext, source: str, prepared: Any
+    ) -> None:
         config = self.training(ctx)
         seed, max_chars = config.seed, config.max_chars
         for label, items in ((POSITIVE, config.positives), (NEGATIVE, config.negatives)):
@@ -97,7 +99,9 @@ class TrainClassifierStage(Stage):
                 step = f"{tag}/{i}"
                 if item in ctx.recipe.sources:
                     branches.append(
-                        read_tables(pipeline, ctx, "langid", item, columns=["id", "text"])
+                        pipeline
+                        | f"{step}/Read"
+                        >> ReadStage(ctx.store, "langid", item, columns=["id", "text"])
                         | f"{step}/Rows" >> beam.FlatMap(lambda t: t.to_pylist())
                     )
                 else:
@@ -123,15 +127,17 @@ class TrainClassifierStage(Stage):
                 | f"{tag}/Json" >> beam.Map(lambda r, lb=label: json.dumps([r[0], r[1], lb, r[2]]))
                 | f"{tag}/Write"
                 >> beam.io.WriteToText(
-                    FileSystems.join(ctx.store.dir(self.name), f"sample-{tag}"),
+                    ctx.store.path(self.name, ALL_SOURCES, f"sample-{tag}"),
                     file_name_suffix=".jsonl",
                 )
             )
 
-    def summarize(self, ctx: StageContext, source: str, metrics: dict[str, int]) -> dict[str, Any]:
+    def summarize(
+        self, ctx: StageContext, source: str, metrics: dict[str, int], prepared: Any
+    ) -> dict[str, Any]:
         config = self.training(ctx)
         rows = []
-        for path in match_files(FileSystems.join(ctx.store.dir(self.name), "sample-*.jsonl")):
+        for path in match_files(ctx.store.path(self.name, ALL_SOURCES, "sample-*.jsonl")):
             rows += [json.loads(line) for line in ctx.store.read_bytes(path).decode().splitlines()]
         rows.sort()  # by sample hash: a fixed training order, whatever the runner wrote
         halves: list[list[tuple[str, str, str]]] = [[], []]
@@ -202,7 +208,3 @@ class TrainClassifierStage(Stage):
             model_card_markdown(card).encode(),
         )
         return {"counts": {"input": len(rows), "kept": len(rows), "rejected": 0}, **card}
-
-
-def model_file(half: int) -> str:
-    return f"model-{half}.bin"

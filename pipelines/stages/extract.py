@@ -10,8 +10,8 @@ import apache_beam as beam
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
-from pipelines.beam_io import CountChars
-from pipelines.document import document_schema, reject_schema, with_rejection
+from pipelines.assets import fetch_cache
+from pipelines.document import with_rejection
 from pipelines.errors import InputError
 from pipelines.fetch import (
     Expected,
@@ -25,10 +25,10 @@ from pipelines.recipe import ExtractConfig, FetchConfig, SourceConfig
 from pipelines.sources import ASSEMBLERS, READERS, Partial, Rejected, read_file
 from pipelines.sources.base import base_name, file_rejection
 from pipelines.sources.stackexchange import site_of
-from pipelines.stages.base import Stage, StageContext
-from pipelines.store import file_metadata, file_problems
+from pipelines.stage import Stage, StageContext
+from pipelines.store import KEPT, REJECTED, WriteStage, file_metadata, file_problems
 
-DOCS, REJECTS, PARTIALS = "docs", "rejects", "partials"
+DOCS, REJECTS, PARTIALS = KEPT, REJECTED, "partials"
 
 
 def expand_inputs(ctx: StageContext, source: str) -> list[tuple[str, int | None, float | None]]:
@@ -78,11 +78,6 @@ def select_sites(
             sizes[site_of(location)] = sizes.get(site_of(location), 0) + size
     largest = set(sorted(sizes, key=lambda site: (-sizes[site], site))[:max_sites])
     return [item for item in inputs if item[1] is None or site_of(item[0]) in largest]
-
-
-def fetch_cache(ctx: StageContext) -> str:
-    """Where downloads are cached: `<workdir>/fetch`, shared by every source and rerun."""
-    return FileSystems.join(ctx.store.workdir, "fetch")
 
 
 def published_checksums(ctx: StageContext, source: str) -> dict[str, tuple[str, str]]:
@@ -205,8 +200,10 @@ class ExtractStage(Stage):
             self._listed[source] = expand_inputs(ctx, source)
         return self._listed[source]
 
-    def summarize(self, ctx: StageContext, source: str, metrics: dict[str, int]) -> dict[str, Any]:
-        summary = super().summarize(ctx, source, metrics)
+    def summarize(
+        self, ctx: StageContext, source: str, metrics: dict[str, int], prepared: Any
+    ) -> dict[str, Any]:
+        summary = super().summarize(ctx, source, metrics, prepared)
         # Damaged or empty input files, named in the manifest so nobody has to dig for them.
         summary["file_problems"] = [
             {"reason": reason, "detail": detail}
@@ -214,7 +211,9 @@ class ExtractStage(Stage):
         ]
         return summary
 
-    def expand(self, pipeline: beam.Pipeline, ctx: StageContext, source: str) -> None:
+    def expand(
+        self, pipeline: beam.Pipeline, ctx: StageContext, source: str, prepared: Any
+    ) -> None:
         fmt = ctx.recipe.sources[source].format
         files = [location for location, _, _ in self.inputs(ctx, source)]
         read = RouteRecords(
@@ -231,7 +230,7 @@ class ExtractStage(Stage):
             | f"{source}/SpreadFiles" >> beam.Reshuffle()
             | f"{source}/Read" >> beam.ParDo(read).with_outputs(PARTIALS, REJECTS, main=DOCS)
         )
-        docs, rejects = [routed[DOCS]], [routed[REJECTS]]
+        outputs = {KEPT: routed[DOCS], REJECTED: routed[REJECTS]}
         if fmt in ASSEMBLERS:
             assemble, limits = ASSEMBLERS[fmt], ctx.recipe.extract
             assembled = (
@@ -242,31 +241,6 @@ class ExtractStage(Stage):
                     lambda kv, src=source: route(assemble(src, kv[0], kv[1], limits), limits)
                 ).with_outputs(REJECTS, main=DOCS)
             )
-            docs.append(assembled[DOCS])
-            rejects.append(assembled[REJECTS])
-        write_documents(ctx, self.name, source, docs, rejects)
-
-
-def write_documents(ctx: StageContext, stage: str, source: str, docs, rejects) -> None:
-    """Kept row dicts to `part-*.parquet`, rejected ones to `rejects/part-*.parquet`."""
-    (
-        docs
-        | f"{source}/MergeDocs" >> beam.Flatten()
-        | f"{source}/CountKept" >> beam.ParDo(CountChars(f"{stage}/{source}"))
-        | f"{source}/WriteKept"
-        >> beam.io.WriteToParquet(
-            FileSystems.join(ctx.store.dir(stage, source), "part"),
-            document_schema(stage),
-            file_name_suffix=".parquet",
-        )
-    )
-    (
-        rejects
-        | f"{source}/MergeRejects" >> beam.Flatten()
-        | f"{source}/WriteRejects"
-        >> beam.io.WriteToParquet(
-            FileSystems.join(ctx.store.dir(stage, source), "rejects", "part"),
-            reject_schema(stage),
-            file_name_suffix=".parquet",
-        )
-    )
+            outputs[f"{KEPT}/assembled"] = assembled[DOCS]
+            outputs[f"{REJECTED}/assembled"] = assembled[REJECTS]
+        outputs | f"{source}/Write" >> WriteStage(ctx.store, self.name, source, "rows")

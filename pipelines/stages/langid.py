@@ -9,10 +9,11 @@ import apache_beam as beam
 import pyarrow as pa
 
 from filters.langid import LanguageIdentifier, language_decision
+from pipelines.assets import local_copy, model_location
 from pipelines.lid_model import resolve_model_path
-from pipelines.stages.assets import local_copy, model_location
-from pipelines.stages.base import StageContext
-from pipelines.stages.filtering import FilterStage, split_table
+from pipelines.stage import Stage, StageContext
+from pipelines.store import KEPT, REJECTED, ReadStage, WriteStage
+from pipelines.tables import split_table
 
 
 class LangIdFn(beam.DoFn):
@@ -53,9 +54,8 @@ class LangIdFn(beam.DoFn):
         )
 
 
-class LangIdStage(FilterStage):
+class LangIdStage(Stage):
     name = "langid"
-    upstream = "extract"
 
     def config(self, ctx: StageContext, source: str) -> Any:
         spec = ctx.recipe.sources[source]
@@ -65,16 +65,25 @@ class LangIdStage(FilterStage):
             "model": ctx.recipe.langid.model or "lid.176.ftz",
         }
 
-    def before_run(self, ctx: StageContext, sources: list[str]) -> None:
+    def prepare(self, ctx: StageContext, sources: list[str]) -> str:
+        """Where the workers read the model (a URL is fetched once, here)."""
         configured = ctx.recipe.langid.model
-        self.model_path = (
-            model_location(ctx, configured, "langid.model")
-            if configured
-            else resolve_model_path(None)
-        )
+        if configured:
+            return model_location(ctx, configured, "langid.model")
+        return resolve_model_path(None)
 
-    def make_fn(self, ctx: StageContext, source: str) -> beam.DoFn:
+    def expand(
+        self, pipeline: beam.Pipeline, ctx: StageContext, source: str, prepared: str
+    ) -> None:
         spec = ctx.recipe.sources[source]
-        return LangIdFn(
-            self.model_path, spec.languages, spec.min_language_score, ctx.recipe.langid.batch_size
+        identify = LangIdFn(
+            prepared, spec.languages, spec.min_language_score, ctx.recipe.langid.batch_size
+        )
+        outputs = (
+            pipeline
+            | f"{source}/Read" >> ReadStage(ctx.store, "extract", source)
+            | f"{source}/langid" >> beam.ParDo(identify).with_outputs(KEPT, REJECTED)
+        )
+        {KEPT: outputs[KEPT], REJECTED: outputs[REJECTED]} | f"{source}/Write" >> WriteStage(
+            ctx.store, self.name, source, "tables"
         )

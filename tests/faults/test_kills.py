@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from pipelines.recipe import STAGES
+from pipelines.registry import STAGES
 from tests.conftest import write_recipe
 from tests.faults.harness import (
     assert_nothing_survives,

@@ -9,7 +9,8 @@ import sys
 import pytest
 import yaml
 
-from pipelines.recipe import STAGES, load_recipe
+from pipelines.recipe import load_recipe
+from pipelines.registry import STAGES
 from tests.conftest import RECIPES, write_recipe
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]

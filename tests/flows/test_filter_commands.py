@@ -6,7 +6,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from flows.cli import main
-from flows.explain import explain
+from pipelines.explain import explain
 from pipelines.recipe import load_recipe
 from pipelines.stages import StageContext
 from pipelines.store import match_files

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.recipe import STAGES
+from pipelines.registry import STAGES
 from tests.conftest import ROOT, free_port, stage_subflows, write_recipe
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]

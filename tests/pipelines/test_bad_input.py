@@ -490,7 +490,7 @@ def test_a_document_past_its_time_budget_is_rejected_and_the_file_goes_on(tmp_pa
 
 def test_a_document_past_its_budget_in_the_filters_is_rejected(monkeypatch):
     from filters.chain import Scores
-    from pipelines.stages.quality import DecideFn
+    from pipelines.transforms.quality import DecideFn
 
     decide = DecideFn([], "quality/s", max_document_seconds=0.3)
     decide.setup()

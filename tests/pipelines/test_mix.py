@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from pipelines.stages.mix import (
+from pipelines.mixture import (
     HISTOGRAM_BINS,
     boundary,
     bucket_of,
@@ -10,7 +10,7 @@ from pipelines.stages.mix import (
     split_total,
     take_prefix,
 )
-from pipelines.stages.tokenizer import BOS_ID, EOS_ID
+from pipelines.shards import BOS_ID, EOS_ID
 
 
 def test_split_total_is_exact_and_proportional():

@@ -232,7 +232,7 @@ def test_orchestration_mistakes_are_named(tmp_path, section, needle):
 def test_stage_names_in_recipes_are_the_stages():
     import typing
 
-    from pipelines.recipe import STAGES, StageName
+    from pipelines.registry import STAGES, StageName
 
     assert typing.get_args(StageName) == STAGES
 

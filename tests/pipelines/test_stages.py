@@ -9,9 +9,9 @@ import pyarrow.parquet as pq
 import pytest
 import sentencepiece as spm
 
-from pipelines.recipe import PER_SOURCE_STAGES, load_recipe
-from pipelines.shards import MIXTURE_JSON, ShardReader
-from pipelines.stages.tokenizer import BOS_ID, EOS_ID
+from pipelines.recipe import load_recipe
+from pipelines.registry import PER_SOURCE_STAGES
+from pipelines.shards import BOS_ID, EOS_ID, MIXTURE_JSON, ShardReader
 from pipelines.store import StageStore, match_files
 from tests.conftest import mix_shards
 
@@ -317,7 +317,7 @@ def test_mix_shards_decode_to_real_documents(built):
 def test_builds_are_byte_identical_across_runners(built, tmp_path):
     """A second build, with Beam's runner in two worker processes, gives the same shards
     (same sha256): nothing depends on one process's state or on the order work arrives."""
-    from pipelines.recipe import STAGES
+    from pipelines.registry import STAGES
     from pipelines.stages import STAGE_CLASSES, StageContext, run_stage
     from tests.conftest import write_recipe
 
@@ -336,7 +336,7 @@ def test_tokenize_rejects_documents_without_tokens(built):
     import pyarrow as pa
 
     from pipelines.document import reject_schema
-    from pipelines.stages.tokenizer import TokenizeFn
+    from pipelines.stages.tokenize import TokenizeFn
 
     recipe, store = built
     docs = table(store.parts("dedup", "books")).slice(0, 2)

@@ -25,6 +25,7 @@ from pipelines.errors import EnvironmentProblem, InputError, StageError, UserErr
 from pipelines.faults import failpoint
 from pipelines.lease import check_held
 from pipelines.recipe import Recipe, is_uri
+from pipelines.registry import spec
 from pipelines.store import ALL_SOURCES, StageStore, ipc_rows, parquet_rows, reject_reasons
 
 
@@ -48,11 +49,24 @@ class StageResult:
 
 
 class Stage:
-    """A stage: `expand` adds its Beam transforms for one source, `summarize` counts the result."""
+    """A stage: `build` adds its Beam transforms for the sources that must run, `summarize`
+    counts each one's result. Its place in the order, whether it runs per source and what it
+    reads come from `pipelines.registry`, under its `name`.
+
+    Work on the driver before the pipeline is built (validation, resolving model files,
+    naming a version) happens in `prepare`, whose result reaches `build`, `summarize` and
+    `after_commit` as `prepared`: nothing about one run is kept on the stage."""
 
     name: str = ""
-    per_source: bool = True
-    upstream: str | None = None  # the stage whose output this one reads (per-source stages)
+
+    @property
+    def per_source(self) -> bool:
+        return spec(self.name).per_source
+
+    @property
+    def upstream(self) -> str | None:
+        """The stage whose kept documents this one reads (per-source stages)."""
+        return spec(self.name).upstream
 
     def config(self, ctx: StageContext, source: str) -> Any:
         """The configuration that decides this stage's output (part of its fingerprint)."""
@@ -63,9 +77,18 @@ class Stage:
         return [m["run_id"] for m in self.upstream_manifests(ctx, source)]
 
     def upstream_manifests(self, ctx: StageContext, source: str) -> list[dict[str, Any]]:
-        if self.upstream is None:
-            return []
-        return [require_manifest(ctx, self.upstream, source, self.name)]
+        """The manifests of what this stage reads, the documents' upstream first (by default
+        every stage the registry says it reads, for this source or for all)."""
+        manifests = []
+        for stage in spec(self.name).reads:
+            if not spec(stage).per_source:
+                targets = [ALL_SOURCES]
+            elif self.per_source:
+                targets = [source]
+            else:  # a stage over every source reads each one's output
+                targets = list(ctx.recipe.sources)
+            manifests += [require_manifest(ctx, stage, t, self.name) for t in targets]
+        return manifests
 
     def fingerprint(self, ctx: StageContext, source: str) -> str:
         blob = json.dumps(
@@ -75,39 +98,48 @@ class Stage:
         ).encode()
         return hashlib.sha256(blob).hexdigest()
 
-    def expand(self, pipeline: beam.Pipeline, ctx: StageContext, source: str) -> None:
+    def prepare(self, ctx: StageContext, sources: Sequence[str]) -> Any:
+        """Work on the driver before the pipeline is built; the result is `prepared`."""
+        return None
+
+    def build(
+        self, pipeline: beam.Pipeline, ctx: StageContext, sources: Sequence[str], prepared: Any
+    ) -> None:
+        """The stage's transforms for every source that runs (by default one `expand` each)."""
+        for source in sources:
+            self.expand(pipeline, ctx, source, prepared)
+
+    def expand(
+        self, pipeline: beam.Pipeline, ctx: StageContext, source: str, prepared: Any
+    ) -> None:
         raise NotImplementedError
 
     def widen(self, ctx: StageContext, sources: list[str]) -> list[str]:
         """The sources that must run with these (a stage over groups of sources widens)."""
         return sources
 
-    def finish(self, pipeline: beam.Pipeline, ctx: StageContext) -> None:
-        """Transforms over every source's branch, added after all of them (optional)."""
-
     def needed(self, ctx: StageContext) -> bool:
         """False when the recipe does not use this stage (nothing runs, nothing is written)."""
         return True
-
-    def before_run(self, ctx: StageContext, sources: Sequence[str]) -> None:
-        """Work on the driver before the pipeline is built (validation, planning)."""
 
     def clear(self, ctx: StageContext, source: str) -> None:
         """Forget the output for a rerun (the manifest first, so it reads as unfinished)."""
         ctx.store.clear(self.name, source)
 
-    def after_commit(self, ctx: StageContext, source: str) -> None:
+    def after_commit(self, ctx: StageContext, source: str, prepared: Any) -> None:
         """Work after the manifest is written (optional)."""
 
     # How the kept documents are stored: Parquet, or Arrow IPC for token rows.
     kept_suffix = ".parquet"
 
-    def summarize(self, ctx: StageContext, source: str, metrics: dict[str, int]) -> dict[str, Any]:
+    def summarize(
+        self, ctx: StageContext, source: str, metrics: dict[str, int], prepared: Any
+    ) -> dict[str, Any]:
         """Counts for the manifest, checked: kept + rejected must equal the stage's input."""
         kept_files = ctx.store.parts(self.name, source, self.kept_suffix)
         kept = ipc_rows(kept_files) if self.kept_suffix == ".arrow" else parquet_rows(kept_files)
         rejected = parquet_rows(ctx.store.rejects(self.name, source))
-        upstream = self.upstream_manifests(ctx, source)
+        upstream = self.upstream_manifests(ctx, source) if self.upstream else []
         expected = upstream[0]["counts"]["kept"] if upstream else kept + rejected
         if kept + rejected != expected:
             raise StageError(
@@ -234,7 +266,7 @@ def _run_and_commit(
     stage: Stage, ctx: StageContext, to_run: dict[str, str], results: dict[str, StageResult]
 ) -> None:
     """Run the stage's pipeline for `to_run` (source: fingerprint) and commit each output."""
-    stage.before_run(ctx, list(to_run))
+    prepared = stage.prepare(ctx, list(to_run))
     check_held(ctx.store.workdir)
     for source in to_run:
         stage.clear(ctx, source)
@@ -242,9 +274,7 @@ def _run_and_commit(
     started = time.time()
     options = pipeline_options(ctx.recipe, ctx.beam_flags)
     pipeline = beam.Pipeline(options=options)
-    for source in to_run:
-        stage.expand(pipeline, ctx, source)
-    stage.finish(pipeline, ctx)
+    stage.build(pipeline, ctx, list(to_run), prepared)
     try:
         result = pipeline.run()
         result.wait_until_finish()
@@ -261,7 +291,8 @@ def _run_and_commit(
     failpoint(f"{stage.name}:before-manifest")  # the data is written, not yet committed
     check_held(ctx.store.workdir)  # a build that lost its lease commits nothing
     for source, fingerprint in to_run.items():
-        summary = stage.summarize(ctx, source, _counters(result, stage.metrics_namespace(source)))
+        metrics = _counters(result, stage.metrics_namespace(source))
+        summary = stage.summarize(ctx, source, metrics, prepared)
         manifest = ctx.store.write_manifest(
             stage.name,
             source,
@@ -276,4 +307,4 @@ def _run_and_commit(
         )
         results[source] = StageResult(stage.name, source, "ran", manifest)
         failpoint(f"{stage.name}:after-manifest")
-        stage.after_commit(ctx, source)
+        stage.after_commit(ctx, source, prepared)

@@ -15,12 +15,17 @@ from apache_beam.io.filesystems import FileSystems
 
 from filters.chain import FilterChain, Scores, cutoffs_from_quantiles
 from filters.langid import LanguageIdentifier, language_decision
+from pipelines.assets import (
+    local_configs,
+    local_copy,
+    model_location,
+    read_file_bytes,
+    resolve_filters,
+)
 from pipelines.document import unit_hash
 from pipelines.errors import UserError
 from pipelines.lid_model import resolve_model_path
-from pipelines.stages.assets import local_copy, model_location
-from pipelines.stages.base import StageContext
-from pipelines.stages.quality import local_configs, read_file_bytes, resolve_filters
+from pipelines.stage import StageContext
 from pipelines.store import match_files
 
 
