@@ -20,6 +20,7 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -248,29 +249,22 @@ class OrchestrationConfig(_Strict):
     # How many `train` runs at once (the rest wait in the queue).
     train_concurrency: int = Field(1, ge=1)
 
-    @field_validator("retries")
+    @field_validator("retries", "concurrency", "timeout_s")
     @classmethod
-    def _not_negative(cls, values: dict[str, int]) -> dict[str, int]:
-        for stage, n in values.items():
-            if n < 0:
-                raise ValueError(f"{stage}: must be 0 or more")
+    def _in_range(cls, values: dict[str, float], info: ValidationInfo) -> dict[str, float]:
+        least, strict, problem = _PER_STAGE_RANGES[info.field_name]
+        for stage, value in values.items():
+            if value < least or (strict and value == least):
+                raise ValueError(f"{stage}: {problem}")
         return values
 
-    @field_validator("concurrency")
-    @classmethod
-    def _at_least_one(cls, values: dict[str, int]) -> dict[str, int]:
-        for stage, n in values.items():
-            if n < 1:
-                raise ValueError(f"{stage}: must be 1 or more (leave the stage out for no limit)")
-        return values
 
-    @field_validator("timeout_s")
-    @classmethod
-    def _positive(cls, values: dict[str, float]) -> dict[str, float]:
-        for stage, seconds in values.items():
-            if seconds <= 0:
-                raise ValueError(f"{stage}: must be a positive number of seconds")
-        return values
+# The lowest value of each per-stage setting, whether that value itself is out, and the message.
+_PER_STAGE_RANGES = {
+    "retries": (0, False, "must be 0 or more"),
+    "concurrency": (1, False, "must be 1 or more (leave the stage out for no limit)"),
+    "timeout_s": (0, True, "must be a positive number of seconds"),
+}
 
 
 class Recipe(_Strict):
