@@ -14,7 +14,8 @@ import statistics
 import tempfile
 import time
 
-from pipelines.recipe import STAGES, load_recipe
+from pipelines.recipe import load_recipe
+from pipelines.registry import STAGES
 from pipelines.stages import STAGE_CLASSES, StageContext, run_stage
 
 # Whose kept text a stage reads (extract: the text it produced; mix reads tokens, not text).

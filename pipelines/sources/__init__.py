@@ -1,22 +1,15 @@
-"""One reader per corpus format: a file in, Documents (or recorded rejections) out."""
+"""One reader per corpus format: a file in, Documents (or recorded rejections) out.
 
-from pipelines.sources import arxiv, books, c4, commoncrawl, github, jsonl, mediawiki, stackexchange
-from pipelines.sources.base import READERS, Partial, Rejected, read_file
+Every module of this package is imported here, so a reader registers itself (`register`,
+and `register_assembler` for formats with partial records) by being in the package.
+"""
 
-ASSEMBLERS = {"stackexchange": stackexchange.assemble_thread}
+import importlib
+import pkgutil
 
-__all__ = [
-    "ASSEMBLERS",
-    "READERS",
-    "Partial",
-    "Rejected",
-    "read_file",
-    "arxiv",
-    "books",
-    "c4",
-    "commoncrawl",
-    "github",
-    "jsonl",
-    "mediawiki",
-    "stackexchange",
-]
+from pipelines.sources.base import ASSEMBLERS, READERS, Partial, Rejected, read_file
+
+for _module in pkgutil.iter_modules(__path__):
+    importlib.import_module(f"{__name__}.{_module.name}")
+
+__all__ = ["ASSEMBLERS", "READERS", "Partial", "Rejected", "read_file"]

@@ -296,11 +296,26 @@ def decode_text(data: bytes) -> str:
 
 
 READERS: dict[str, Reader] = {}
+# Formats whose readers emit Partial records: the function that makes documents of the
+# partial records that share a key (e.g. a StackExchange question and its answers).
+ASSEMBLERS: dict[str, Callable[..., Any]] = {}
 
 
 def register(name: str) -> Callable[[Reader], Reader]:
+    """Registers a reader under its format name (the recipe's `format`)."""
+
     def wrap(fn: Reader) -> Reader:
         READERS[name] = fn
+        return fn
+
+    return wrap
+
+
+def register_assembler(name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Registers how a format's Partial records are assembled into documents."""
+
+    def wrap(fn: Callable[..., Any]) -> Callable[..., Any]:
+        ASSEMBLERS[name] = fn
         return fn
 
     return wrap

@@ -31,6 +31,7 @@ from pipelines.sources.base import (
     base_name,
     cleaned,
     register,
+    register_assembler,
 )
 from pipelines.sources.xml_records import (
     Prolog,
@@ -139,6 +140,7 @@ def _number(value: Any) -> int:
         return 0
 
 
+@register_assembler("stackexchange")
 def assemble_thread(
     source: str, key: str, posts: Iterable[dict[str, Any]], limits: ExtractConfig
 ) -> Iterator[Record]:

@@ -9,7 +9,7 @@ import time
 import pytest
 
 from pipelines.errors import InputError
-from pipelines.recipe import STAGES
+from pipelines.registry import STAGES
 from tests.conftest import stage_subflows, write_recipe
 
 pytestmark = [pytest.mark.integration]
