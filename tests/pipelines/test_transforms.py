@@ -1,0 +1,868 @@
+"""The named transforms of pipelines/transforms and the store's ReadStage/WriteStage, each run
+on a few in-memory documents by Beam's in-process FnApiRunner: which documents are kept,
+which are rejected with which reason and survivor, exact token counts, shard contents.
+
+Every pipeline costs about a second, so each test builds one pipeline and checks all of its
+outputs there."""
+
+from __future__ import annotations
+
+import json
+import os
+import unicodedata
+
+import apache_beam as beam
+import numpy as np
+import pyarrow as pa
+import pytest
+from apache_beam.metrics.metric import MetricsFilter
+from apache_beam.testing.test_pipeline import TestPipeline as BeamTestPipeline
+from apache_beam.testing.util import assert_that, equal_to
+
+from dedup.cluster import KEPT as NODE_KEPT
+from dedup.cluster import REMOVED, UNDECIDED, Node, greedy
+from dedup.minhash import exact_jaccard, shingle_hashes
+from filters.c4 import C4Config
+from filters.gopher import GopherQualityConfig, word_count
+from pipelines.document import (
+    document_schema,
+    make_document,
+    reject_schema,
+    unit_hash,
+    with_rejection,
+)
+from pipelines.mixture import SourcePlan
+from pipelines.shards import BOS_ID, EOS_ID, ShardReader, shard_name
+from pipelines.store import (
+    KEPT,
+    REJECTED,
+    ReadStage,
+    StageStore,
+    WriteStage,
+    parquet_rows,
+    reject_reasons,
+)
+from pipelines.transforms.dedup import (
+    ApplyNear,
+    ExactDedup,
+    KeepOrder,
+    LineDedup,
+    LineDedupConfig,
+)
+from pipelines.transforms.mixing import (
+    Instance,
+    Packing,
+    PackRows,
+    ShardLayout,
+    SourceInstances,
+    SourceSampling,
+    WriteShards,
+)
+from pipelines.transforms.near_dedup import (
+    ClusterSizes,
+    KeepOrRemove,
+    NearDedupConfig,
+    NearDuplicates,
+    decision,
+)
+from pipelines.transforms.quality import QualityFiltering, QualityFilters
+
+pytestmark = pytest.mark.integration
+SEED = 7
+
+
+def pipeline() -> BeamTestPipeline:
+    """Beam's TestPipeline on the in-process runner (the Prism runner would download a
+    binary). Imported under another name, or pytest would try to collect it as a test class."""
+    return BeamTestPipeline(runner="FnApiRunner")
+
+
+def counter(result, namespace: str, name: str) -> int:
+    found = result.metrics().query(MetricsFilter().with_namespace(namespace).with_name(name))
+    return sum(c.committed for c in found["counters"])
+
+
+def replace_once(text: str, old: str, new: str) -> str:
+    assert text.count(old) == 1, old
+    return text.replace(old, new)
+
+
+def doc(doc_id: str, text: str | None, quality_score: float | None = None) -> dict:
+    return {
+        "id": doc_id,
+        "source": doc_id.split("/")[0],
+        "text": text,
+        "quality_score": quality_score,
+    }
+
+
+def rejection(row: dict) -> tuple:
+    return row["id"], row["reason"], row["duplicate_of"], row["value"], row["threshold"]
+
+
+# -- line dedup ---------------------------------------------------------------------------------
+NAV = "Home | World | Business | Sport | Weather"
+HARBOUR = (
+    "The harbour authority confirmed on Tuesday that dredging of the eastern channel will "
+    "begin in April and last for about six weeks. Fishing boats will be moved to the "
+    "western quay while the work goes on, and the ferry timetable will not change. The "
+    "harbour master said the channel had become too shallow for the larger trawlers at "
+    "low tide."
+)
+COUNCIL = "The council meeting on the new cycle lanes has been moved to Thursday evening."
+RECIPE = (
+    "Serves four.\n"
+    "Fry the onions slowly in butter until they are soft and golden, then add the garlic, "
+    "the thyme and a pinch of salt.\n"
+    "Pour in the stock, bring it to the boil and let the soup simmer for twenty minutes "
+    "before you blend it until smooth.\n"
+    "Serves four."
+)
+
+
+def test_line_dedup_removes_lines_shared_by_documents_of_a_group():
+    """Navigation, share and copyright lines repeated across two articles go from both (the
+    comparison ignores case, digits and punctuation); the article left with a one-line body
+    is rejected as too short; a line repeated inside one document stays; with two groups
+    the articles fall apart and nothing is removed."""
+    news_1 = doc(
+        "web/news-1",
+        f"{NAV}\n\n{HARBOUR}\n\nShare this article on Facebook and Twitter.\n"
+        "© 2019 Riverside Media. All rights reserved.",
+    )
+    news_3 = doc(
+        "web/news-3",
+        f"HOME | World | Business | Sport | Weather\n{COUNCIL}\n"
+        "Share this article on Facebook and Twitter!\n"
+        "© 2023 Riverside Media. All rights reserved",
+    )
+    news_2 = doc("web/news-2", RECIPE)
+    docs = [news_1, news_2, news_3]
+    in_group = {d["id"]: int(unit_hash("line-group", d["id"]) * 2) for d in docs}
+    assert in_group["web/news-1"] != in_group["web/news-3"]  # the premise of the two-group case
+
+    p = pipeline()
+    created = p | beam.Create(docs)
+    one = created | "OneGroup" >> LineDedup(LineDedupConfig(1, 20, "dedup/one"))
+    two = created | "TwoGroups" >> LineDedup(LineDedupConfig(2, 20, "dedup/two"))
+    assert_that(one[KEPT], equal_to([{**news_1, "text": HARBOUR}, news_2]), label="OneKept")
+    assert_that(
+        one[REJECTED] | beam.Map(lambda r: (*rejection(r), r["text"], r["detail"])),
+        equal_to(
+            [
+                (
+                    "web/news-3",
+                    "dedup:lines_too_short",
+                    None,
+                    14,
+                    20,
+                    news_3["text"],  # the document as it came in
+                    "14 words left < 20 after 3 repeated lines went",
+                )
+            ]
+        ),
+        label="OneRejected",
+    )
+    assert_that(two[KEPT], equal_to(docs), label="TwoKept")
+    assert_that(two[REJECTED], equal_to([]), label="TwoRejected")
+    result = p.run()
+    assert counter(result, "dedup/one", "documents_line_deduplicated") == 1
+    assert counter(result, "dedup/two", "documents_line_deduplicated") == 0
+
+
+# -- exact dedup --------------------------------------------------------------------------------
+CAFE = (
+    "The café on the corner of Station Road has reopened after a year of repairs. The new "
+    "owners kept the tiled floor and the old wooden counter, and they still bake the scones "
+    "every morning."
+)
+TRAIN = (
+    "The last train to the coast now leaves at half past eleven, an hour later than before, "
+    "because of the summer festival."
+)
+MUSEUM = "The museum is closed on Mondays and on public holidays."
+
+
+def test_exact_dedup_keeps_the_first_copy_in_the_keep_order():
+    """Copies that differ only in case, spacing or Unicode composition are one text. The
+    survivor is the best by the rules in order: a ranked source before a better quality
+    score, then the higher score, then (all else equal) the smaller id. The other copies
+    are rejected naming it."""
+    order = KeepOrder(("source_priority", "quality_score", "length"), {"wikipedia": 0, "web": 1})
+    decomposed = unicodedata.normalize("NFD", CAFE)
+    assert decomposed != CAFE
+    docs = [
+        doc("web/cafe-1", CAFE, 0.9),
+        doc("wikipedia/cafe-2", "  " + CAFE.upper().replace(" ", "\n ", 3), 0.1),
+        doc("books/cafe-3", decomposed, 0.95),  # an unranked source: after the ranked ones
+        doc("web/train-1", TRAIN, 0.2),
+        doc("web/train-2", TRAIN, 0.7),
+        doc("web/museum-2", MUSEUM),
+        doc("web/museum-1", MUSEUM),
+        doc("web/unique", HARBOUR, 0.5),
+    ]
+    by_id = {d["id"]: d for d in docs}
+    p = pipeline()
+    out = p | beam.Create(docs) | ExactDedup(order)
+    kept = ["wikipedia/cafe-2", "web/train-2", "web/museum-1", "web/unique"]
+    assert_that(out[KEPT], equal_to([by_id[i] for i in kept]), label="Kept")
+    assert_that(
+        out[REJECTED] | beam.Map(lambda r: (*rejection(r), r["detail"], r["text"])),
+        equal_to(
+            [
+                (i, "dedup:exact", survivor, 1.0, 1.0, f"same text as {survivor}", by_id[i]["text"])
+                for i, survivor in [
+                    ("web/cafe-1", "wikipedia/cafe-2"),
+                    ("books/cafe-3", "wikipedia/cafe-2"),
+                    ("web/train-1", "web/train-2"),
+                    ("web/museum-2", "web/museum-1"),
+                ]
+            ]
+        ),
+        label="Rejected",
+    )
+    p.run()
+
+
+# -- near dedup ---------------------------------------------------------------------------------
+LIGHTHOUSE = (
+    "The lighthouse on the northern headland was built in 1858, after a winter storm drove "
+    "three cargo ships onto the rocks below the cliffs. Its first keeper, a retired sailor "
+    "named Thomas Baird, lived in the small stone cottage beside the tower with his wife and "
+    "four children. Every evening he climbed the spiral staircase to trim the wicks and polish "
+    "the great brass lens, and every morning he wrote down the weather, the passing ships and "
+    "the state of the sea in a leather logbook that the town museum still keeps on display "
+    "today, next to his telescope and a faded photograph of the family."
+)
+BAKERY = (
+    "The little bakery on Mill Street opens at six in the morning, but the ovens are lit long "
+    "before dawn. Maria and her brother knead the dough by hand, shape the loaves on a floured "
+    "oak table and leave them to rise under linen cloths while the first customers gather "
+    "outside. Regulars say the rye bread tastes exactly as it did when their grandparents "
+    "bought it, and the family insists that the secret is nothing more than patience, good "
+    "flour and a sourdough starter that has been fed every single day for more than forty "
+    "years, ever since the shop first opened its doors."
+)
+# Near copies: two words changed in each. A copy is about 0.82 similar (word 5-grams) to its
+# original, two copies of one original with different edits about 0.67: below 0.8.
+LIGHTHOUSE_1 = replace_once(
+    replace_once(LIGHTHOUSE, "four children", "five children"), "spiral stair", "narrow stair"
+)
+LIGHTHOUSE_2 = replace_once(
+    replace_once(LIGHTHOUSE, "leather logbook", "canvas logbook"), "winter storm", "violent storm"
+)
+BAKERY_1 = replace_once(
+    replace_once(BAKERY, "her brother", "her sister"), "the rye bread", "the black bread"
+)
+BAKERY_2 = replace_once(replace_once(BAKERY, "oak table", "pine table"), "good flour", "fine flour")
+
+
+def similarity(a: str, b: str) -> float:
+    return exact_jaccard(shingle_hashes(a, 5), shingle_hashes(b, 5))
+
+
+def near_config(order: KeepOrder, verify: str = "exact") -> NearDedupConfig:
+    return NearDedupConfig(0.8, 5, 128, 1, verify, 0.001, 64, order, "dedup/near")
+
+
+def test_near_dedup_from_documents_to_decisions():
+    """Real paragraphs and their near copies through ExactDedup, NearDuplicates,
+    KeepOrRemove, `decision`, ClusterSizes and ApplyNear, as the dedup stage composes them.
+
+    The lighthouse copies form a chain (each copy is near the original, not near the other):
+    the best copy stays, the original goes as its near copy, and the other copy, whose only
+    neighbour went, stays. The bakery copies form a star around the original, which stays.
+    An exact copy of a bakery copy is repointed to the bakery original, the final survivor."""
+    order = KeepOrder(("quality_score",), {})
+    docs = [
+        doc("web/lighthouse-0", LIGHTHOUSE, 0.6),
+        doc("web/lighthouse-1", LIGHTHOUSE_1, 0.9),
+        doc("web/lighthouse-2", LIGHTHOUSE_2, 0.3),
+        doc("web/bakery-0", BAKERY, 0.9),
+        doc("web/bakery-1", BAKERY_1, 0.5),
+        doc("web/bakery-2", BAKERY_2, 0.4),
+        doc("web/bakery-1-copy", BAKERY_1.replace(". ", ".\n\n"), 0.1),
+        doc("web/harbour", HARBOUR, 0.5),
+        doc("web/empty", "", 0.5),  # no shingles: never a node, kept
+    ]
+    text = {d["id"]: d["text"] for d in docs}
+    edges = {
+        ("web/lighthouse-0", "web/lighthouse-1"),
+        ("web/lighthouse-0", "web/lighthouse-2"),
+        ("web/bakery-0", "web/bakery-1"),
+        ("web/bakery-0", "web/bakery-2"),
+    }
+    for a, b in edges:
+        assert 0.8 <= similarity(text[a], text[b]) < 0.85
+    assert similarity(LIGHTHOUSE_1, LIGHTHOUSE_2) < 0.7
+    assert similarity(BAKERY_1, BAKERY_2) < 0.7
+    expected_neighbours = {}
+    for a, b in edges:
+        expected_neighbours.setdefault(a, {})[b] = similarity(text[a], text[b])
+        expected_neighbours.setdefault(b, {})[a] = similarity(text[a], text[b])
+    priority = {d["id"]: order.priority(d) for d in docs}
+
+    def check_nodes(items):
+        assert {i for i, _ in items} == set(expected_neighbours)
+        for doc_id, node in items:
+            assert node.id == doc_id and node.status == UNDECIDED
+            assert node.priority == priority[doc_id]
+            assert set(node.neighbours) == set(expected_neighbours[doc_id])
+            for other, (other_priority, sim) in node.neighbours.items():
+                assert other_priority == priority[other]
+                assert sim == pytest.approx(expected_neighbours[doc_id][other])
+
+    # Verified on the MinHash signatures instead: their estimate is within about 0.035 of the
+    # true similarity at 0.8, so the pair for it is a closer one (a single word changed).
+    bakery_3 = replace_once(BAKERY, "linen cloths", "cotton cloths")
+    close = similarity(BAKERY, bakery_3)
+    assert close > 0.9
+
+    def check_estimated(items):
+        assert {i for i, _ in items} == {"web/bakery-0", "web/bakery-3"}
+        for _, node in items:
+            ((_, (_, sim)),) = node.neighbours.items()
+            assert abs(sim - close) < 0.05 and sim != close
+
+    p = pipeline()
+    created = p | beam.Create(docs)
+    exact = created | ExactDedup(order)
+    nodes = exact[KEPT] | NearDuplicates(near_config(order))
+    final = nodes | KeepOrRemove(4)
+    decisions = final | beam.FlatMap(decision)
+    applied = {
+        "docs": exact[KEPT],
+        "exact_rejects": exact[REJECTED],
+        "decisions": decisions,
+    } | ApplyNear(0.8)
+    estimated = (
+        p
+        | "EstimatedDocs"
+        >> beam.Create([docs[3], doc("web/bakery-3", bakery_3, 0.5), doc("web/harbour", HARBOUR)])
+        | "Estimated" >> NearDuplicates(near_config(order, "estimated"))
+    )
+
+    sim = expected_neighbours["web/lighthouse-0"]["web/lighthouse-1"]
+    bakery = expected_neighbours["web/bakery-0"]
+    assert_that(nodes, check_nodes, label="Nodes")
+    assert_that(estimated, check_estimated, label="EstimatedNodes")
+    assert_that(
+        decisions | beam.Map(lambda kv: (kv[0], kv[1] and (kv[1][0], round(kv[1][1], 6)))),
+        equal_to(
+            [
+                ("web/lighthouse-1", None),
+                ("web/lighthouse-0", ("web/lighthouse-1", round(sim, 6))),
+                ("web/lighthouse-2", None),
+                ("web/bakery-0", None),
+                ("web/bakery-1", ("web/bakery-0", round(bakery["web/bakery-1"], 6))),
+                ("web/bakery-2", ("web/bakery-0", round(bakery["web/bakery-2"], 6))),
+            ]
+        ),
+        label="Decisions",
+    )
+    assert_that(
+        final | ClusterSizes() | beam.Map(json.loads),
+        equal_to([{"1": 1, "2": 1, "3": 1}]),
+        label="Clusters",
+    )
+    assert_that(
+        applied[KEPT] | beam.Map(lambda d: d["id"]),
+        equal_to(
+            ["web/lighthouse-1", "web/lighthouse-2", "web/bakery-0", "web/harbour", "web/empty"]
+        ),
+        label="Kept",
+    )
+    assert_that(
+        applied[REJECTED] | beam.Map(lambda r: (r["id"], r["reason"], r["duplicate_of"])),
+        equal_to(
+            [
+                ("web/lighthouse-0", "dedup:near", "web/lighthouse-1"),
+                ("web/bakery-1", "dedup:near", "web/bakery-0"),
+                ("web/bakery-2", "dedup:near", "web/bakery-0"),
+            ]
+        ),
+        label="NearRejected",
+    )
+    assert_that(
+        applied["exact"] | beam.Map(lambda r: (r["id"], r["reason"], r["duplicate_of"])),
+        equal_to([("web/bakery-1-copy", "dedup:exact", "web/bakery-0")]),
+        label="ExactRepointed",
+    )
+    p.run()
+
+
+def chain_nodes() -> tuple[list[Node], dict[str, tuple], list[tuple[str, str, float]]]:
+    """Nodes of three near-duplicate graphs, every edge with its own similarity:
+    a chain of alternating priorities (a0..a6), a chain in falling priority (b0..b4, one
+    decision per round) and a star (c0 in the middle)."""
+    ranks = {"a0": 5, "a1": 3, "a2": 6, "a3": 1, "a4": 4, "a5": 0, "a6": 2}
+    ranks |= {f"b{i}": 10 + i for i in range(5)} | {f"c{i}": 20 + i for i in range(4)}
+    priorities = {i: (rank, i) for i, rank in ranks.items()}
+    edges = [(f"a{i}", f"a{i + 1}", 0.81 + 0.01 * i) for i in range(6)]
+    edges += [(f"b{i}", f"b{i + 1}", 0.9 + 0.01 * i) for i in range(4)]
+    edges += [("c0", f"c{i}", 0.95 + 0.01 * i) for i in range(1, 4)]
+    neighbours: dict[str, dict] = {i: {} for i in priorities}
+    for a, b, sim in edges:
+        neighbours[a][b] = (priorities[b], sim)
+        neighbours[b][a] = (priorities[a], sim)
+    return [Node(i, priorities[i], neighbours[i]) for i in priorities], priorities, edges
+
+
+def test_keep_or_remove_reaches_the_greedy_decisions_with_few_or_many_rounds():
+    """The distributed rounds give the sequential greedy rule's decisions, each removed node
+    naming its best kept neighbour, whether eight rounds decide everything or one round leaves
+    most nodes to the final local pass; ClusterSizes counts the clusters they form."""
+    nodes, priorities, edges = chain_nodes()
+    expected = greedy(priorities, edges)
+    # The premise, by hand: a4 and a2 have two kept neighbours and name the better one.
+    assert expected["a4"] == ("a5", pytest.approx(0.85))
+    assert expected["a2"] == ("a3", pytest.approx(0.83))
+    kept = sorted(i for i, d in expected.items() if d is None)
+    assert kept == ["a1", "a3", "a5", "b0", "b2", "b4", "c0"]
+
+    def check_final(items):
+        assert sorted(n.id for n in items) == sorted(priorities)
+        for node in items:
+            assert node.status == (NODE_KEPT if expected[node.id] is None else REMOVED)
+
+    p = pipeline()
+    created = p | beam.Create([(n.id, n) for n in nodes])
+    for rounds in (8, 1):
+        final = created | f"Rounds{rounds}" >> KeepOrRemove(rounds)
+        assert_that(final, check_final, label=f"Final{rounds}")
+        assert_that(
+            final | f"Decisions{rounds}" >> beam.FlatMap(decision),
+            equal_to(list(expected.items())),
+            label=f"Decisions{rounds}",
+        )
+        assert_that(
+            final
+            | f"Clusters{rounds}" >> ClusterSizes()
+            | f"Parse{rounds}" >> beam.Map(json.loads),
+            # a: a5+a4+a6, a3+a2, a1+a0; b: b0+b1, b2+b3, b4; c: c0 and its three leaves
+            equal_to([{"1": 1, "2": 4, "3": 1, "4": 1}]),
+            label=f"Clusters{rounds}",
+        )
+    p.run()
+
+
+def test_apply_near_joins_decisions_and_repoints_exact_copies():
+    """Removed documents become dedup:near rejects naming their survivor with the similarity
+    against the threshold; documents kept or never near a copy stay; an exact copy of a
+    removed document now names the final survivor, an exact copy of a kept one is unchanged."""
+    docs = [doc(f"web/d{i}", f"Text of document {i}.") for i in range(1, 5)]
+
+    def exact_copy(doc_id: str, of: int) -> dict:
+        row = doc(doc_id, f"TEXT of document {of}.")
+        return with_rejection(row, "dedup:exact", f"same text as web/d{of}", f"web/d{of}", 1.0, 1.0)
+
+    exact_of_removed = exact_copy("web/e1", 2)
+    exact_of_kept = exact_copy("web/e2", 4)  # d4 was never near anything
+    exact_of_node = exact_copy("web/e3", 1)  # d1 is a kept node
+    decisions = [
+        ("web/d1", None),
+        ("web/d2", ("web/d1", 0.9)),
+        ("web/d3", ("web/d1", 0.85)),
+    ]
+    p = pipeline()
+    applied = {
+        "docs": p | "Docs" >> beam.Create(docs),
+        "exact_rejects": p
+        | "Exact" >> beam.Create([exact_of_removed, exact_of_kept, exact_of_node]),
+        "decisions": p | "Decisions" >> beam.Create(decisions),
+    } | ApplyNear(0.8)
+    assert_that(applied[KEPT], equal_to([docs[0], docs[3]]), label="Kept")
+    assert_that(
+        applied[REJECTED],
+        equal_to(
+            [
+                with_rejection(
+                    docs[1],
+                    "dedup:near",
+                    "jaccard 0.900 >= 0.8 with web/d1 (its cluster)",
+                    "web/d1",
+                    0.9,
+                    0.8,
+                ),
+                with_rejection(
+                    docs[2],
+                    "dedup:near",
+                    "jaccard 0.850 >= 0.8 with web/d1 (its cluster)",
+                    "web/d1",
+                    0.85,
+                    0.8,
+                ),
+            ]
+        ),
+        label="NearRejected",
+    )
+    assert_that(
+        applied["exact"],
+        equal_to(
+            [
+                {
+                    **exact_of_removed,
+                    "duplicate_of": "web/d1",
+                    "detail": "same text as web/d2, itself a near copy (jaccard 0.900) of web/d1",
+                    "value": 0.9,
+                },
+                exact_of_kept,
+                exact_of_node,
+            ]
+        ),
+        label="ExactRepointed",
+    )
+    p.run()
+
+
+# -- mixing -------------------------------------------------------------------------------------
+def token_docs(lengths: list[int]) -> list[tuple[str, np.ndarray]]:
+    """(id, tokens) with token ids that say which document and position they are."""
+    return [
+        (f"doc-{k}", np.arange(100 * (k + 1), 100 * (k + 1) + n, dtype=np.uint32))
+        for k, n in enumerate(lengths)
+    ]
+
+
+def cost(n_tokens: int) -> int:
+    return n_tokens + 2  # BOS + document + EOS
+
+
+def partial_epoch(docs, source: str, epoch: int, budget: int) -> list[tuple]:
+    """The documents of a partial epoch by hand: in the order of their hashes, whole while
+    they fit, then one cut to the budget left (its BOS and the tokens that fit, no EOS)."""
+    chosen = []
+    for doc_id, tokens in sorted(
+        docs, key=lambda d: unit_hash(SEED, "select", source, epoch, d[0])
+    ):
+        if cost(len(tokens)) <= budget:
+            chosen.append((doc_id, tuple(tokens.tolist()), True))
+            budget -= cost(len(tokens))
+        else:
+            chosen.append((doc_id, tuple(tokens[: budget - 1].tolist()), False))
+            break
+    return chosen
+
+
+def plain(instance: Instance) -> tuple:
+    return (*instance[:4], tuple(instance.tokens.tolist()), instance.complete)
+
+
+def test_source_instances_take_whole_epochs_then_an_exact_budget():
+    """Every document once per whole epoch; then documents in hash order until the partial
+    epoch's budget, the last one cut so that the partial epoch holds exactly that many tokens
+    (BOS and EOS included). A source with no target gives nothing."""
+    docs = token_docs([5, 9, 3, 12, 7, 4])
+    available = sum(cost(len(t)) for _, t in docs)
+    assert available == 52
+    plans = {
+        "web": SourcePlan("web", available, 2 * available + 23, 2, 23),
+        "books": SourcePlan("books", available, 30, 0, 30),
+        "code": SourcePlan("code", available, available, 1, 0),
+        "empty": SourcePlan("empty", available, 0, 0, 0),
+    }
+    expected = []
+    for index, (name, plan) in enumerate(plans.items()):
+        for epoch in range(plan.full_epochs):
+            expected += [(name, index, epoch, i, tuple(t.tolist()), True) for i, t in docs]
+        if plan.remainder_tokens:
+            partial = partial_epoch(docs, name, plan.full_epochs, plan.remainder_tokens)
+            # The premise: the budget ends inside a document, with room for its BOS and a token.
+            assert not partial[-1][2] and partial[-1][1]
+            assert sum(len(t) + 1 + c for _, t, c in partial) == plan.remainder_tokens
+            expected += [(name, index, plan.full_epochs, *x) for x in partial]
+
+    p = pipeline()
+    created = p | beam.Create(docs)
+    instances = [
+        created | name >> SourceInstances(SourceSampling(plan, index, SEED))
+        for index, (name, plan) in enumerate(plans.items())
+    ]
+    assert_that(instances | beam.Flatten() | beam.Map(plain), equal_to(expected), label="Instances")
+    p.run()
+
+
+def packed_by_hand(instances: list[Instance], seq_len: int, groups: int):
+    """Rows by the documented rule: each instance in a group by its hash, each group one
+    BOS ... EOS stream in hash order cut into rows; the leftovers of the groups, in group
+    order, one more stream (group `groups`) whose own leftover is dropped. Also the tokens
+    of each source in the rows."""
+    row = seq_len + 1
+    streams: dict[int, list[tuple[int, str]]] = {}
+    for x in sorted(
+        instances, key=lambda x: (unit_hash(SEED, "order", x.source, x.epoch, x.doc_id), x.doc_id)
+    ):
+        group = int(unit_hash(SEED, "group", x.source, x.epoch, x.doc_id) * groups)
+        piece = [BOS_ID, *x.tokens.tolist()] + ([EOS_ID] if x.complete else [])
+        streams.setdefault(group, []).extend((t, x.source) for t in piece)
+    rows, tail = {}, []
+    for group in sorted(streams):
+        used = len(streams[group]) // row * row
+        rows[group] = streams[group][:used]
+        tail += streams[group][used:]
+    if tail:
+        rows[groups] = tail[: len(tail) // row * row]
+    tokens = {
+        g: np.array([t for t, _ in r], dtype=np.uint32).reshape(-1, row) for g, r in rows.items()
+    }
+    per_source: dict[str, int] = {}
+    for r in rows.values():
+        for _, source in r:
+            per_source[source] = per_source.get(source, 0) + 1
+    return tokens, per_source, len(tail) % row
+
+
+def test_pack_rows_packs_each_group_and_then_the_tails_together():
+    """Rows of seq_len + 1 tokens: every group's instances in hash order with BOS and EOS (no
+    EOS after a cut document), what does not fill a row carried over to one extra group, so
+    that less than one row's worth is lost in all. Tokens and documents counted per source."""
+    web = token_docs([5, 9, 3, 12, 7, 4, 6])
+    books = token_docs([11, 2, 8])
+    instances = [Instance("web", 0, e, i, t, True) for e in (0, 1) for i, t in web]
+    instances += [Instance("books", 1, 0, i, t, True) for i, t in books]
+    instances.append(Instance("books", 1, 1, "doc-0", books[0][1][:4], False))
+    packing = Packing(["web", "books"], 7, 3, SEED, "mix/test")
+    expected, per_source, lost = packed_by_hand(instances, 7, 3)
+    # The premises: all three groups used, and their tails fill at least one more row.
+    assert set(expected) == {0, 1, 2, 3} and len(expected[3]) >= 1
+    total = sum(len(x.tokens) + 1 + x.complete for x in instances)
+    assert sum(r.size for r in expected.values()) + lost == total and lost < 8
+
+    def check(items):
+        got = dict(items)
+        assert len(got) == len(items) and sorted(got) == sorted(expected)
+        for group, rows in got.items():
+            assert rows.shape == expected[group].shape, group
+            assert (rows == expected[group]).all(), group
+
+    p = pipeline()
+    packed = p | beam.Create(instances) | PackRows(packing)
+    assert_that(packed, check)
+    result = p.run()
+    assert counter(result, "mix/test", "tokens/web") == per_source["web"]
+    assert counter(result, "mix/test", "tokens/books") == per_source["books"]
+    assert counter(result, "mix/test", "documents/web") == 14
+    assert counter(result, "mix/test", "documents/books") == 4
+
+
+def test_write_shards_cuts_the_global_row_order_into_files(tmp_path):
+    """Groups in index order are the global row order (an empty group adds nothing); every
+    shard holds rows_per_shard rows, the last the rest, even where a group spans a boundary."""
+    seq_len = 7
+    sizes = {0: 4, 1: 0, 2: 1, 3: 3}
+    rows, start = {}, 0
+    for group, n in sizes.items():
+        # Row r of the global order is filled with 10 + r.
+        rows[group] = np.repeat(np.arange(10 + start, 10 + start + n), seq_len + 1).reshape(
+            n, seq_len + 1
+        )
+        start += n
+    layout = ShardLayout(str(tmp_path), seq_len, 32000, 3)
+    p = pipeline()
+    written = p | beam.Create(list(rows.items())) | WriteShards(layout)
+    assert_that(written, equal_to([3, 3, 2]))
+    p.run()
+
+    assert sorted(os.listdir(tmp_path)) == [shard_name(i) for i in range(3)]
+    for name, first, n in [(shard_name(0), 10, 3), (shard_name(1), 13, 3), (shard_name(2), 16, 2)]:
+        table = pa.ipc.open_file(str(tmp_path / name)).read_all()
+        assert table.schema.field("tokens").type == pa.list_(pa.uint16(), seq_len + 1)
+        assert [r[0] for r in table.column("tokens").to_pylist()] == list(range(first, first + n))
+    reader = ShardReader(str(tmp_path), verify=False)
+    assert len(reader) == 8
+    assert np.array_equal(np.stack(list(reader.iter_from(0))), np.concatenate(list(rows.values())))
+
+
+# -- quality ------------------------------------------------------------------------------------
+LIBRARY = (
+    "The city library will extend its opening hours from the first of March. On weekdays the "
+    "reading rooms will stay open until nine in the evening, and on Saturdays the children's "
+    "section will host a storytelling hour at ten. The head librarian said that the change "
+    "follows a survey in which most visitors asked for later hours. New computers have also "
+    "been installed on the second floor. Members can reserve them online or at the front desk."
+)
+PLANTING = [
+    "Volunteers planted more than two hundred oak and beech saplings along the river on Sunday.",
+    "The project is part of a plan to restore the woodland that was cleared for farming a "
+    "century ago.",
+    "Local schools have each adopted a section of the bank, and pupils will measure the young "
+    "trees every spring.",
+    "The organisers hope that the new wood will shelter birds, bats and otters within twenty "
+    "years.",
+    "More planting days are planned for the autumn.",
+]
+PLANTING_PAGE = "\n".join(
+    [
+        *PLANTING,
+        "Please enable JavaScript to view the comments powered by Disqus.",
+        "Related stories",
+    ]
+)
+ROAD_CLOSED = (
+    "Road closed on Friday. The bridge on Elm Street is shut for repairs until further notice."
+)
+PLACEHOLDER = (
+    "Our new website is still being built, and some of the pages below show placeholder text "
+    "such as lorem ipsum dolor sit amet until the final copy arrives from the editors. We are "
+    "sorry for the inconvenience and thank you for your patience. In the meantime you can still "
+    "reach the office by telephone on weekdays between nine and five. Opening hours and prices "
+    "have not changed. The online shop will return in the spring."
+)
+ONE_LONG_SENTENCE = (
+    "The annual village fair, which has been held on the green behind the church every August "
+    "for as long as anyone can remember, will this year include a dog show, a tug of war "
+    "between the two football clubs, a cake competition judged by the headmistress and a brass "
+    "band that has promised to play until the last visitor goes home, and the organisers hope "
+    "that the weather will be kind to them for once."
+)
+
+
+def langid_table(texts: dict[str, str]) -> pa.Table:
+    rows = [
+        {
+            **make_document(
+                "web", f"pages.jsonl#{doc_id}", text, url=f"https://example.org/{doc_id}"
+            ),
+            "id": doc_id,
+            "language": "en",
+            "language_score": 0.97,
+        }
+        for doc_id, text in texts.items()
+    ]
+    return pa.Table.from_pylist(rows, schema=document_schema("langid"))
+
+
+def test_quality_filters_keep_clean_and_reject_with_the_rule_that_failed():
+    """Gopher's quality rules then C4's, on two Tables: a good page is kept as it is, a page
+    with a comments notice and a bare link line is kept without those lines (and counted as
+    cleaned); a notice is too short for Gopher; placeholder text and a page of one long
+    sentence fail C4. Kept rows get their word count in the quality schema, rejects their
+    rule, value and threshold in the reject schema; no Table is empty."""
+    tables = [
+        langid_table(
+            {"web/library": LIBRARY, "web/road": ROAD_CLOSED, "web/planting": PLANTING_PAGE}
+        ),
+        langid_table({"web/placeholder": PLACEHOLDER, "web/fair": ONE_LONG_SENTENCE}),
+    ]
+    short_words = word_count(ROAD_CLOSED)
+    assert short_words < 50
+    config = QualityFiltering(
+        filters=[GopherQualityConfig(), C4Config()],
+        classifier=None,
+        namespace="quality/web",
+        max_document_seconds=None,
+    )
+
+    def check_kept(items):
+        assert len(items) == 1 and all(t.schema == document_schema("quality") for t in items)
+        rows = {r["id"]: r for t in items for r in t.to_pylist()}
+        assert sorted(rows) == ["web/library", "web/planting"]
+        assert rows["web/library"]["text"] == LIBRARY
+        assert rows["web/planting"]["text"] == "\n".join(PLANTING)
+        for row in rows.values():
+            assert row["word_count"] == word_count(row["text"])
+            assert row["language"] == "en" and row["url"] == f"https://example.org/{row['id']}"
+            assert row["perplexity"] is None and row["quality_score"] is None
+
+    def check_rejected(items):
+        assert len(items) == 2 and all(t.schema == reject_schema("quality") for t in items)
+        rows = {r["id"]: r for t in items for r in t.to_pylist()}
+        assert {i: r["reason"] for i, r in rows.items()} == {
+            "web/road": "quality:gopher_quality.word_count",
+            "web/placeholder": "quality:c4.lorem_ipsum",
+            "web/fair": "quality:c4.sentences",
+        }
+        road, fair = rows["web/road"], rows["web/fair"]
+        assert (road["value"], road["threshold"]) == (short_words, 50)
+        assert road["detail"] == f"{short_words} < 50"
+        assert road["text"] == ROAD_CLOSED and road["duplicate_of"] is None
+        assert (fair["value"], fair["threshold"]) == (1, 5)
+
+    p = pipeline()
+    out = p | beam.Create(tables) | QualityFilters(config)
+    assert set(out) == {KEPT, REJECTED}  # no perplexity filter: no cut-offs
+    assert_that(out[KEPT], check_kept, label="Kept")
+    assert_that(out[REJECTED], check_rejected, label="Rejected")
+    result = p.run()
+    assert counter(result, "quality/web", "documents_cleaned") == 1
+
+
+# -- the store ----------------------------------------------------------------------------------
+def test_write_stage_then_read_stage_round_trip(tmp_path):
+    """Rows written by WriteStage read back by ReadStage as the same rows, and as Tables of
+    the columns asked for; the rejects of two streams land together in the rejects folder
+    with their reasons; Tables of a stage written as "tables" read back alike; a stage with
+    no output reads as nothing."""
+    store = StageStore(str(tmp_path))
+    kept = [
+        make_document("web", f"news.jsonl#{n}", text, url=f"https://example.org/{n}", title=title)
+        for n, (text, title) in enumerate(
+            [(HARBOUR, "Dredging"), (LIBRARY, "Library hours"), (CAFE, None)]
+        )
+    ]
+    kept[0]["meta"] = json.dumps({"section": "local"})
+    empty = with_rejection(make_document("web", "news.jsonl#3", ""), "extract:empty_text")
+    large = with_rejection(
+        make_document("web", "news.jsonl#4", MUSEUM * 3),
+        "extract:too_large",
+        f"{len(MUSEUM * 3)} > 100 bytes",
+        value=len(MUSEUM * 3),
+        threshold=100,
+    )
+    table = pa.Table.from_pylist(
+        [{**kept[1], "language": "en", "language_score": 0.9}], schema=document_schema("langid")
+    )
+    reject_table = pa.Table.from_pylist(
+        [{**with_rejection(kept[2], "langid:language"), "language": "fr", "language_score": 0.6}],
+        schema=reject_schema("langid"),
+    )
+
+    p = pipeline()
+    {
+        KEPT: p | "Kept" >> beam.Create(kept),
+        f"{REJECTED}/empty": p | "Empty" >> beam.Create([empty]),
+        f"{REJECTED}/large": p | "Large" >> beam.Create([large]),
+    } | "WriteRows" >> WriteStage(store, "extract", "web", "rows")
+    {
+        KEPT: p | "Table" >> beam.Create([table]),
+        REJECTED: p | "RejectTable" >> beam.Create([reject_table]),
+    } | "WriteTables" >> WriteStage(store, "langid", "web", "tables")
+    result = p.run()
+    assert counter(result, "extract/web", "kept_text_chars") == sum(len(d["text"]) for d in kept)
+
+    assert parquet_rows(store.parts("extract", "web")) == 3
+    assert parquet_rows(store.rejects("extract", "web")) == 2
+    assert reject_reasons(store.rejects("extract", "web")) == {
+        "extract:empty_text": 1,
+        "extract:too_large": 1,
+    }
+    assert parquet_rows(store.rejects("langid", "web")) == 1
+    assert reject_reasons(store.rejects("langid", "web")) == {"langid:language": 1}
+
+    def check_tables(items):
+        rows = [r for t in items for r in t.to_pylist()]
+        assert all(t.column_names == ["id", "text"] for t in items)
+        assert sorted((r["id"], r["text"]) for r in rows) == sorted(
+            (d["id"], d["text"]) for d in kept
+        )
+
+    p = pipeline()
+    assert_that(
+        p | "Rows" >> ReadStage(store, "extract", "web", as_rows=True),
+        equal_to(kept),
+        label="CheckRows",
+    )
+    assert_that(
+        p | "Tables" >> ReadStage(store, "extract", "web", columns=["id", "text"]),
+        check_tables,
+        label="CheckTables",
+    )
+    assert_that(
+        p | "Langid" >> ReadStage(store, "langid", "web") | beam.FlatMap(lambda t: t.to_pylist()),
+        equal_to(table.to_pylist()),
+        label="CheckLangid",
+    )
+    assert_that(
+        p | "Nothing" >> ReadStage(store, "quality", "web"), equal_to([]), label="CheckNothing"
+    )
+    p.run()
