@@ -29,7 +29,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 from filters.c4 import C4Config, C4Rules
-from filters.chain import cutoffs_from_quantiles
 from filters.gopher import (
     GopherQualityConfig,
     GopherRepetitionConfig,
@@ -37,7 +36,7 @@ from filters.gopher import (
     gopher_repetition,
 )
 from filters.langid import LanguageIdentifier, language_decision
-from filters.perplexity import PerplexityScorer, perplexity_verdict
+from filters.perplexity import PerplexityScorer, cutoffs_from_quantiles, perplexity_verdict
 from filters.quality_classifier import (
     NEGATIVE,
     POSITIVE,
@@ -126,7 +125,7 @@ def ours(lid_path: str) -> dict[str, Callable[[list[str]], list[bool]]]:
         keep = []
         for start in range(0, len(texts), BATCH):
             for lang, score in identifier.predict(texts[start : start + BATCH]):
-                keep.append(language_decision(lang, score, ["en"], 0.5)[0])
+                keep.append(language_decision(lang, score, ["en"], 0.5).keep)
         return keep
 
     def stage(texts: list[str]) -> list[bool]:

@@ -11,9 +11,7 @@ from __future__ import annotations
 import re
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict
-
-from filters.base import Verdict, drop_if_below
+from filters.base import Filter, FilterConfig, LocalFile, Verdict, as_is, drop_if_below, register
 from filters.text import count_sentences
 
 _CITATION_RE = re.compile(r"\[\d*\]|\[edit\]|\[citation needed\]", re.IGNORECASE)
@@ -28,10 +26,9 @@ POLICY_PHRASES = (
 )
 
 
-class C4Config(BaseModel):
+@register
+class C4Config(FilterConfig):
     """The C4 rules; each can be switched off."""
-
-    model_config = ConfigDict(extra="forbid")
 
     name: Literal["c4"] = "c4"
     remove_citations: bool = True  # TFDS: Wikipedia-style [1], [edit], [citation needed]
@@ -46,6 +43,16 @@ class C4Config(BaseModel):
     # C4: pages with a word of the "List of Dirty, Naughty, Obscene or Otherwise Bad Words".
     # None: off (the list is not shipped); a path or URI to a file of one word or phrase per line.
     bad_words: str | None = None
+    files = ("bad_words",)
+
+    def build(self, local_file: LocalFile = as_is) -> Filter:
+        words = None
+        if self.bad_words:
+            with open(local_file(self.bad_words), "rb") as fh:
+                lines = fh.read().decode("utf-8").splitlines()
+            words = [w.strip() for w in lines if w.strip()]
+        rules = C4Rules(self, words)
+        return lambda doc: rules(doc["text"])
 
 
 class C4Rules:

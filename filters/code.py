@@ -7,7 +7,8 @@ Thresholds are RedPajama's published GitHub filter values (the paper gives none)
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+
+from filters.base import KEEP, Verdict
 
 MAX_LINE_LENGTH = 1000  # longest line: minified or generated files are longer
 MAX_MEAN_LINE_LENGTH = 100  # mean line length
@@ -54,22 +55,20 @@ def strip_license_header(code: str) -> str:
     return code
 
 
-@dataclass(frozen=True)
-class CodeVerdict:
-    keep: bool
-    reason: str | None = None
-    detail: str | None = None
-
-
-def check_code(code: str) -> CodeVerdict:
+def check_code(code: str) -> Verdict:
+    """Keep, or the rule a low-quality source file breaks: "code_line_length",
+    "code_mean_line_length" or "code_alnum_fraction"."""
     lines = code.splitlines() or [""]
     longest = max(len(line) for line in lines)
     if longest > MAX_LINE_LENGTH:
-        return CodeVerdict(False, "extract:code_line_length", f"longest line {longest}")
+        note = f"longest line {longest}"
+        return Verdict(False, "code_line_length", longest, ">", MAX_LINE_LENGTH, note=note)
     mean = sum(len(line) for line in lines) / len(lines)
     if mean > MAX_MEAN_LINE_LENGTH:
-        return CodeVerdict(False, "extract:code_mean_line_length", f"{mean:.0f}")
+        note = f"{mean:.0f}"
+        return Verdict(False, "code_mean_line_length", mean, ">", MAX_MEAN_LINE_LENGTH, note=note)
     alnum = sum(c.isalnum() for c in code) / max(len(code), 1)
     if alnum < MIN_ALNUM_FRACTION:
-        return CodeVerdict(False, "extract:code_alnum_fraction", f"{alnum:.2f}")
-    return CodeVerdict(True)
+        note = f"{alnum:.2f}"
+        return Verdict(False, "code_alnum_fraction", alnum, "<", MIN_ALNUM_FRACTION, note=note)
+    return KEEP

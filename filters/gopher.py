@@ -10,19 +10,28 @@ from __future__ import annotations
 from typing import Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
-from filters.base import KEEP, Verdict, drop_if_above, drop_if_below
+from filters.base import (
+    KEEP,
+    Filter,
+    FilterConfig,
+    LocalFile,
+    Verdict,
+    as_is,
+    drop_if_above,
+    drop_if_below,
+    register,
+)
 from filters.text import is_word, lines, paragraphs, tokens
 
 # Gopher: a document must contain at least two of these English words.
 STOP_WORDS = ("the", "be", "to", "of", "and", "that", "have", "with")
 
 
-class GopherQualityConfig(BaseModel):
+@register
+class GopherQualityConfig(FilterConfig):
     """Thresholds of Gopher's quality filter; `null` disables a rule."""
-
-    model_config = ConfigDict(extra="forbid")
 
     name: Literal["gopher_quality"] = "gopher_quality"
     min_words: int | None = 50  # Gopher: 50 to 100,000 words
@@ -35,6 +44,9 @@ class GopherQualityConfig(BaseModel):
     min_alpha_words_ratio: float | None = 0.8  # Gopher: words with an alphabetic character
     min_stop_words: int | None = 2  # Gopher: at least two of STOP_WORDS
     stop_words: list[str] = Field(default_factory=lambda: list(STOP_WORDS))
+
+    def build(self, local_file: LocalFile = as_is) -> Filter:
+        return lambda doc: gopher_quality(doc["text"], self)
 
 
 def gopher_quality(text: str, config: GopherQualityConfig) -> Verdict:
@@ -87,10 +99,9 @@ def gopher_quality(text: str, config: GopherQualityConfig) -> Verdict:
     return KEEP
 
 
-class GopherRepetitionConfig(BaseModel):
+@register
+class GopherRepetitionConfig(FilterConfig):
     """Thresholds of Gopher's repetition filter (Table A1); `null` disables a rule."""
-
-    model_config = ConfigDict(extra="forbid")
 
     name: Literal["gopher_repetition"] = "gopher_repetition"
     max_duplicate_line_fraction: float | None = 0.3
@@ -105,6 +116,9 @@ class GopherRepetitionConfig(BaseModel):
     max_duplicate_ngram_char_fraction: dict[int, float] = Field(
         default_factory=lambda: {5: 0.15, 6: 0.14, 7: 0.13, 8: 0.12, 9: 0.11, 10: 0.10}
     )
+
+    def build(self, local_file: LocalFile = as_is) -> Filter:
+        return lambda doc: gopher_repetition(doc["text"], self)
 
 
 def _duplicates(items: list[str]) -> tuple[int, int]:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from filters.base import KEEP, Verdict
+
 # fastText's predictions come from the first few thousand characters anyway; long documents
 # only cost time.
 MAX_CHARS = 20_000
@@ -42,15 +44,18 @@ class LanguageIdentifier:
 
 def language_decision(
     language: str, score: float, allowed: Sequence[str] | None, min_score: float
-) -> tuple[bool, str | None, str | None]:
-    """(keep, reason, detail) for one prediction under a source's language policy.
+) -> Verdict:
+    """The verdict on one prediction under a source's language policy: rule "language" or
+    "low_score", the score as the value.
 
     `allowed` None records the language without filtering (ArXiv, StackExchange, GitHub).
     """
     if allowed is None:
-        return True, None, None
+        return KEEP
     if language not in allowed:
-        return False, "langid:language", f"{language} ({score:.2f}) not in {','.join(allowed)}"
+        note = f"{language} ({score:.2f}) not in {','.join(allowed)}"
+        return Verdict(False, "language", score, note=note)
     if score < min_score:
-        return False, "langid:low_score", f"{language} {score:.3f} < {min_score}"
-    return True, None, None
+        note = f"{language} {score:.3f} < {min_score}"
+        return Verdict(False, "low_score", score, "<", min_score, note=note)
+    return KEEP

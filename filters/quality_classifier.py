@@ -13,16 +13,18 @@ metrics come from the same out-of-fold scores: every sampled document is held ou
 from __future__ import annotations
 
 import hashlib
+import json
 import multiprocessing
 import re
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
-from typing import Literal
+from dataclasses import dataclass
+from typing import Any, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from filters.base import KEEP, Verdict
+from filters.base import KEEP, Document, FilterConfig, LocalFile, Verdict, as_is, register
 
 POSITIVE, NEGATIVE = "__label__reference", "__label__other"
 _PUNCT_RE = re.compile(r"([^\w\s])")
@@ -54,16 +56,85 @@ class ClassifierTrainingConfig(BaseModel):
     threshold: float = Field(0.5, gt=0, lt=1)  # for the precision/recall it reports
 
 
-class ReferenceClassifierConfig(BaseModel):
+@register
+class ReferenceClassifierConfig(FilterConfig):
     """The per-source filter: drop documents the classifier does not judge reference-like."""
-
-    model_config = ConfigDict(extra="forbid")
 
     name: Literal["reference_classifier"] = "reference_classifier"
     threshold: float = Field(0.5, ge=0, le=1)  # the paper: keep pages classified as references
     # A trained fastText model (path, URI or URL); None: the one `train-quality-classifier`
     # builds from the recipe's `quality_classifier` section.
     model: str | None = None
+    files = ("model",)
+
+    def build(self, local_file: LocalFile = as_is) -> ReferenceClassifierFilter:
+        models = ClassifierFiles([self.model]) if self.model else None
+        return ReferenceClassifierFilter(self.threshold, models, local_file)
+
+
+@dataclass(frozen=True)
+class ClassifierFiles:
+    """The reference classifier's files: one model, or the cross-fitted pair with the ids
+    each was trained on (a JSON file: {"0": [ids], "1": [ids]})."""
+
+    models: list[str]
+    trained_on: str | None = None
+    max_chars: int = 10_000
+
+    def load(self, local_file: LocalFile = as_is) -> ReferenceClassifier:
+        trained_on = None
+        if self.trained_on is not None:
+            with open(local_file(self.trained_on), "rb") as fh:
+                halves = json.loads(fh.read())
+            trained_on = [set(halves[str(k)]) for k in range(len(self.models))]
+        return ReferenceClassifier([local_file(m) for m in self.models], trained_on, self.max_chars)
+
+
+class TrainedClassifierConfig(ReferenceClassifierConfig):
+    """A reference_classifier that names no model, with the files `train-quality-classifier`
+    wrote (`with_trained_classifier` makes it; a recipe never names it)."""
+
+    trained: ClassifierFiles
+
+    def build(self, local_file: LocalFile = as_is) -> ReferenceClassifierFilter:
+        return ReferenceClassifierFilter(self.threshold, self.trained, local_file)
+
+
+def with_trained_classifier(configs: Sequence[Any], trained: ClassifierFiles | None) -> list[Any]:
+    """The filters, a reference_classifier that names no model of its own scoring with the
+    `trained` files."""
+    return [
+        TrainedClassifierConfig(threshold=c.threshold, trained=trained)
+        if trained is not None and isinstance(c, ReferenceClassifierConfig) and c.model is None
+        else c
+        for c in configs
+    ]
+
+
+class ReferenceClassifierFilter:
+    """Scores documents into the `quality_score` column; drops those below the threshold."""
+
+    score_column = "quality_score"
+
+    def __init__(self, threshold: float, files: ClassifierFiles | None, local_file: LocalFile):
+        self.threshold = threshold
+        self.files = files
+        self.local_file = local_file
+        self.classifier: ReferenceClassifier | None = None
+
+    def load(self) -> None:
+        if self.classifier is None:
+            if self.files is None:
+                raise ValueError("the reference classifier has no model to load")
+            self.classifier = self.files.load(self.local_file)
+
+    def score_batch(self, texts: Sequence[str], ids: Sequence[str]) -> list[float | None]:
+        self.load()
+        return self.classifier.score_batch(texts, ids)
+
+    def __call__(self, doc: Document) -> Verdict:
+        value = doc.get("quality_score")
+        return KEEP if value is None else classifier_verdict(value, self.threshold)
 
 
 def classifier_text(text: str, max_chars: int = 20_000) -> str:

@@ -3,16 +3,13 @@ found on the driver, fetched once when they are URLs, copied to local disk on ea
 
 from __future__ import annotations
 
-import json
 import os
 import tempfile
-from dataclasses import dataclass
-from typing import Any
 
 from apache_beam.io.filesystems import FileSystems
 
-from filters.perplexity import PerplexityConfig
-from filters.quality_classifier import ReferenceClassifier, ReferenceClassifierConfig
+from filters.base import FilterConfig
+from filters.quality_classifier import ClassifierFiles
 from pipelines.errors import UserError
 from pipelines.fetch import fetch, is_remote_url
 from pipelines.recipe import is_uri
@@ -61,62 +58,22 @@ def read_file_bytes(path: str) -> bytes:
         return fh.read()
 
 
-def local_configs(configs: list[Any]) -> list[Any]:
-    """The filters with their model files copied to this worker's disk."""
-    local = []
-    for config in configs:
-        if isinstance(config, PerplexityConfig):
-            config = config.model_copy(
-                update={
-                    "model": local_copy(config.model),
-                    "tokenizer": local_copy(config.tokenizer),
-                }
-            )
-        local.append(config)
-    return local
-
-
-@dataclass(frozen=True)
-class ClassifierFiles:
-    """The reference classifier's files: one model, or the cross-fitted pair with the ids
-    each was trained on."""
-
-    models: list[str]
-    trained_on: str | None = None
-    max_chars: int = 10_000
-
-    def load(self) -> ReferenceClassifier:
-        trained_on = None
-        if self.trained_on is not None:
-            halves = json.loads(read_file_bytes(self.trained_on))
-            trained_on = [set(halves[str(k)]) for k in range(len(self.models))]
-        return ReferenceClassifier([local_copy(m) for m in self.models], trained_on, self.max_chars)
-
-
-def resolve_filters(ctx: StageContext, source: str) -> tuple[list[Any], ClassifierFiles | None]:
+def resolve_filters(
+    ctx: StageContext, source: str
+) -> tuple[list[FilterConfig], ClassifierFiles | None]:
     """A source's filters with every file they name found (URLs fetched into the cache), and
-    the reference classifier's files when the source has one."""
-    configs, classifier = [], None
+    the files of the classifier train-classifier trained when a filter uses it."""
+    configs = []
     for i, f in enumerate(ctx.recipe.sources[source].filters):
         key = f"sources.{source}.filters[{i}]"
-        if isinstance(f, PerplexityConfig):
-            f = f.model_copy(
-                update={
-                    "model": model_location(ctx, f.model, f"{key}.model"),
-                    "tokenizer": model_location(ctx, f.tokenizer, f"{key}.tokenizer"),
-                }
-            )
-        elif isinstance(f, ReferenceClassifierConfig):
-            if f.model:
-                classifier = ClassifierFiles([model_location(ctx, f.model, f"{key}.model")])
-            else:
-                classifier = trained_classifier(ctx)
-        elif getattr(f, "bad_words", None):
-            f = f.model_copy(
-                update={"bad_words": model_location(ctx, f.bad_words, f"{key}.bad_words")}
-            )
-        configs.append(f)
-    return configs, classifier
+        found = {
+            name: model_location(ctx, getattr(f, name), f"{key}.{name}")
+            for name in f.files
+            if getattr(f, name)
+        }
+        configs.append(f.model_copy(update=found))
+    trained = trained_classifier(ctx) if ctx.recipe.uses_trained_classifier(source) else None
+    return configs, trained
 
 
 def trained_classifier(ctx: StageContext) -> ClassifierFiles:

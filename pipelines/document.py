@@ -22,11 +22,12 @@ EXTRACT_FIELDS = [
     pa.field("meta", pa.string()),  # JSON object: format-specific metadata
 ]
 LANGID_FIELDS = [pa.field("language", pa.string()), pa.field("language_score", pa.float32())]
-QUALITY_FIELDS = [
-    pa.field("word_count", pa.int32()),
+# The model scores a quality filter fills in (filters.base.Scorer.score_column).
+SCORE_FIELDS = [
     pa.field("perplexity", pa.float32()),  # CCNet's KenLM perplexity, when configured
     pa.field("quality_score", pa.float32()),  # the reference classifier's score, when configured
 ]
+QUALITY_FIELDS = [pa.field("word_count", pa.int32()), *SCORE_FIELDS]
 REJECT_FIELDS = [
     pa.field(
         "reason", pa.string(), nullable=False

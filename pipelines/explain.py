@@ -13,15 +13,11 @@ from typing import Any
 import pyarrow.parquet as pq
 from apache_beam.io.filesystems import FileSystems
 
-from filters.chain import FilterChain, Scores, cutoffs_from_quantiles
+from filters.chain import FilterChain
 from filters.langid import LanguageIdentifier, language_decision
-from pipelines.assets import (
-    local_configs,
-    local_copy,
-    model_location,
-    read_file_bytes,
-    resolve_filters,
-)
+from filters.perplexity import PERPLEXITY_CUTOFFS, PerplexityConfig, cutoffs_from_quantiles
+from filters.quality_classifier import with_trained_classifier
+from pipelines.assets import local_copy, model_location, resolve_filters
 from pipelines.document import unit_hash
 from pipelines.errors import UserError
 from pipelines.lid_model import resolve_model_path
@@ -34,7 +30,7 @@ class Explained:
     doc: dict[str, Any]
     language: tuple[str, float]
     langid_reason: str | None
-    scores: Scores
+    scores: dict[str, float | None]  # each model score by its column
     steps: list[tuple[str, Any]]  # (filter name, Verdict) for every filter, in order
 
     @property
@@ -88,16 +84,14 @@ def explain(ctx: StageContext, source: str, n: int, seed: int = 0) -> tuple[list
             "explain-filters: the reference classifier is not trained yet "
             "(run `llama-recipe train-quality-classifier RECIPE`)"
         )
-    configs, classifier_files = resolve_filters(ctx, source)
-    chain = FilterChain(
-        local_configs(configs),
-        read_file_bytes,
-        classifier=classifier_files.load() if classifier_files else None,
-    )
+    configs, trained = resolve_filters(ctx, source)
+    configs = with_trained_classifier(configs, trained)
+    chain = FilterChain(configs, local_copy)
     texts = [d["text"] or "" for d in docs]
-    scores = chain.score_batch(texts, [d["id"] for d in docs])
+    columns = chain.score_batch(texts, [d["id"] for d in docs])
+    scores = [{c: values[i] for c, values in columns.items()} for i in range(len(docs))]
     cutoffs = None
-    perplexity = chain.perplexity_config
+    perplexity = next((c for c in configs if isinstance(c, PerplexityConfig)), None)
     if perplexity is not None:
         manifest = ctx.store.read_manifest("quality", source) or {}
         if perplexity.cutoffs is not None:
@@ -105,12 +99,14 @@ def explain(ctx: StageContext, source: str, n: int, seed: int = 0) -> tuple[list
         elif manifest.get("perplexity_cutoffs"):
             cutoffs = tuple(manifest["perplexity_cutoffs"])  # the whole source's, from the build
         else:  # no build yet: percentiles of this sample
-            values = sorted(s.perplexity for s in scores if s.perplexity is not None)
+            values = sorted(s["perplexity"] for s in scores if s["perplexity"] is not None)
             cutoffs = cutoffs_from_quantiles(values, perplexity.percentiles)
     out = []
     for doc, text, (lang, score), s in zip(docs, texts, languages, scores, strict=True):
-        _, reason, _ = language_decision(lang, score, spec.languages, spec.min_language_score)
-        steps = [(name, v) for name, v, _ in chain.verdicts(text, s, cutoffs, stop_at_first=False)]
+        language = language_decision(lang, score, spec.languages, spec.min_language_score)
+        reason = None if language.keep else f"langid:{language.rule}"
+        scored = {**doc, "text": text, **s, PERPLEXITY_CUTOFFS: cutoffs}
+        steps = [(name, v) for name, v, _ in chain.verdicts(scored, stop_at_first=False)]
         out.append(Explained(doc, (lang, score), reason, s, steps))
     return out, cutoffs
 
@@ -125,10 +121,11 @@ def render(explained: list[Explained], cutoffs: Any) -> str:
             f"  langid      {lang} {score:.3f}"
             + (f"  -> {e.langid_reason}" if e.langid_reason else "")
         )
-        if e.scores.perplexity is not None:
-            lines.append(f"  perplexity  {e.scores.perplexity:.1f}  (cut-offs {_fmt(cutoffs)})")
-        if e.scores.quality_score is not None:
-            lines.append(f"  classifier  {e.scores.quality_score:.3f}")
+        perplexity, quality_score = e.scores.get("perplexity"), e.scores.get("quality_score")
+        if perplexity is not None:
+            lines.append(f"  perplexity  {perplexity:.1f}  (cut-offs {_fmt(cutoffs)})")
+        if quality_score is not None:
+            lines.append(f"  classifier  {quality_score:.3f}")
         for name, verdict in e.steps:
             if verdict.keep:
                 lines.append(f"  {name:<21} pass")
@@ -157,8 +154,8 @@ def explain_json(explained: list[Explained]) -> str:
                 "url": e.doc.get("url"),
                 "language": e.language[0],
                 "language_score": round(e.language[1], 4),
-                "perplexity": e.scores.perplexity,
-                "quality_score": e.scores.quality_score,
+                "perplexity": e.scores.get("perplexity"),
+                "quality_score": e.scores.get("quality_score"),
                 "filters": [
                     {
                         "filter": name,

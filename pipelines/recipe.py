@@ -25,9 +25,7 @@ from pydantic import (
     model_validator,
 )
 
-from filters.c4 import C4Config
-from filters.gopher import GopherQualityConfig, GopherRepetitionConfig
-from filters.perplexity import PerplexityConfig
+from filters.base import registered
 from filters.quality_classifier import ClassifierTrainingConfig, ReferenceClassifierConfig
 from pipelines.errors import RecipeError
 from pipelines.registry import StageName
@@ -109,18 +107,14 @@ class CrawlConfig(_Strict):
     seed: int = 0
 
 
-# The named quality filters a source can list under `filters`, each with its published defaults.
+# The named quality filters a source can list under `filters`, each with its published
+# defaults: every filter registered in filters/.
+FILTERS = registered()
+FILTER_NAMES = tuple(FILTERS)
 FilterConfig = Annotated[
-    Union[  # noqa: UP007 (a discriminated union reads best this way)
-        GopherQualityConfig,
-        GopherRepetitionConfig,
-        C4Config,
-        PerplexityConfig,
-        ReferenceClassifierConfig,
-    ],
+    Union[tuple(FILTERS.values())],  # noqa: UP007 (a union of the registered classes)
     Field(discriminator="name"),
 ]
-FILTER_NAMES = ("gopher_quality", "gopher_repetition", "c4", "perplexity", "reference_classifier")
 
 
 KeepRule = Literal["source_priority", "quality_score", "length"]
@@ -455,8 +449,8 @@ def load_recipe(path: str | os.PathLike[str]) -> Recipe:
         recipe.langid.model = _resolve(recipe.langid.model, base)
     for source in recipe.sources.values():
         for f in source.filters:
-            for key in ("model", "tokenizer", "bad_words"):
-                if getattr(f, key, None) is not None:
+            for key in f.files:
+                if getattr(f, key) is not None:
                     setattr(f, key, _resolve(getattr(f, key), base))
     if recipe.quality_classifier is not None:
         qc = recipe.quality_classifier

@@ -56,7 +56,7 @@ def code_document(
     except DocumentTimeout as exc:
         return too_slow(doc, exc)
     if not verdict.keep:
-        return Rejected(doc, verdict.reason or "extract:code", verdict.detail)
+        return Rejected(doc, f"extract:{verdict.rule}", verdict.detail)
     doc["text"] = body
     return doc
 

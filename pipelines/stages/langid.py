@@ -38,19 +38,19 @@ class LangIdFn(beam.DoFn):
         table = table.append_column(
             "language_score", pa.array([p[1] for p in predictions], pa.float32())
         )
-        decisions = [
+        verdicts = [
             language_decision(lang, score, self.languages, self.min_score)
             for lang, score in predictions
         ]
         yield from split_table(
             table,
-            [d[0] for d in decisions],
-            [d[1] for d in decisions],
-            [d[2] for d in decisions],
+            [v.keep for v in verdicts],
+            [None if v.keep else f"langid:{v.rule}" for v in verdicts],
+            [v.detail for v in verdicts],
             "langid",
             # The measured score; a threshold only where the score is what failed.
-            [p[1] for p in predictions],
-            [self.min_score if d[1] == "langid:low_score" else None for d in decisions],
+            [v.value for v in verdicts],
+            [v.threshold for v in verdicts],
         )
 
 

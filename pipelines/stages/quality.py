@@ -31,8 +31,8 @@ class QualityStage(Stage):
         that replacing a model in place reruns the stage."""
         files = []
         for f in ctx.recipe.sources[source].filters:
-            for key in ("model", "tokenizer", "bad_words"):
-                location = getattr(f, key, None)
+            for key in f.files:
+                location = getattr(f, key)
                 if location and not is_remote_url(location):
                     files.append(file_metadata(location))
         return [*super().inputs_identity(ctx, source), files]

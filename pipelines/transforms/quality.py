@@ -12,11 +12,14 @@ from typing import Any
 import apache_beam as beam
 import pyarrow as pa
 
-from filters.base import Verdict
-from filters.chain import Decision, FilterChain, Scores, cutoffs_from_quantiles, word_count
-from filters.perplexity import PerplexityConfig
-from pipelines.assets import ClassifierFiles, local_configs, read_file_bytes
+from filters.base import Document, FilterConfig, Verdict
+from filters.chain import Decision, FilterChain
+from filters.gopher import word_count
+from filters.perplexity import PERPLEXITY_CUTOFFS, PerplexityConfig, cutoffs_from_quantiles
+from filters.quality_classifier import ClassifierFiles, with_trained_classifier
+from pipelines.assets import local_copy
 from pipelines.budget import DocumentTimeout, time_budget
+from pipelines.document import SCORE_FIELDS
 from pipelines.store import KEPT, REJECTED
 from pipelines.tables import split_table
 
@@ -24,58 +27,61 @@ QUANTILES = 1001  # per-mille resolution for the percentile cut-offs
 
 
 class ScoreFn(beam.DoFn):
-    """Adds the model scores (perplexity, classifier) to every document of a table."""
+    """Adds the model scores (perplexity, classifier) to every document of a table: a column
+    for each of the Document's score fields, null where no filter of the source fills it."""
 
-    def __init__(self, configs: list[Any], classifier: ClassifierFiles | None):
+    def __init__(self, configs: list[FilterConfig]):
         self.configs = configs
-        self.classifier = classifier
 
     def setup(self) -> None:
         # Once per worker: models are loaded here, never shipped with the pipeline.
-        classifier = self.classifier.load() if self.classifier else None
-        self.chain = FilterChain(local_configs(self.configs), read_file_bytes, classifier)
+        self.chain = FilterChain(self.configs, local_copy)
         self.chain.load_models()
+        columns = {f.name for f in SCORE_FIELDS}
+        for scorer in self.chain.scorers:
+            if scorer.score_column not in columns:
+                raise ValueError(f"{scorer.score_column!r} is not a Document score column")
 
     def process(self, table: pa.Table) -> Iterator[pa.Table]:
         scores = self.chain.score_batch(
             table.column("text").to_pylist(), table.column("id").to_pylist()
         )
-        table = table.append_column(
-            "perplexity", pa.array([s.perplexity for s in scores], pa.float32())
-        )
-        yield table.append_column(
-            "quality_score", pa.array([s.quality_score for s in scores], pa.float32())
-        )
+        for field in SCORE_FIELDS:
+            values = scores.get(field.name, [None] * table.num_rows)
+            table = table.append_column(field.name, pa.array(values, field.type))
+        yield table
 
 
 class DecideFn(beam.DoFn):
-    """Runs the chain on each scored document: kept (possibly cleaned) or rejected with the rule."""
+    """Runs the chain on each scored document: kept (possibly cleaned) or rejected with the rule.
+    The side input `source_statistics` (the perplexity cut-offs) reaches every filter with each
+    document."""
 
-    def __init__(self, configs: list[Any], namespace: str, max_document_seconds: float | None):
+    def __init__(
+        self, configs: list[FilterConfig], namespace: str, max_document_seconds: float | None
+    ):
         self.configs = configs
         self.max_document_seconds = max_document_seconds
         self.cleaned = beam.metrics.Metrics.counter(namespace, "documents_cleaned")
 
     def setup(self) -> None:
-        self.chain = FilterChain(self.configs, read_file_bytes)
+        self.chain = FilterChain(self.configs, local_copy)
 
-    def decide(self, text: str, scores: Scores, cutoffs: Any) -> Decision:
+    def decide(self, doc: Document) -> Decision:
         """The chain's decision, or a drop when the filters take longer than the budget."""
         try:
             with time_budget(self.max_document_seconds):
-                return self.chain.decide(text, scores, cutoffs)
+                return self.chain.decide(doc)
         except DocumentTimeout as exc:
             verdict = Verdict(False, "too_slow", exc.seconds, ">", exc.limit_s)
-            return Decision(verdict, None, text)
+            return Decision(verdict, None, doc["text"])
 
-    def process(self, table: pa.Table, cutoffs: Any = None) -> Iterator[Any]:
-        cutoffs = tuple(cutoffs) if cutoffs else None
+    def process(self, table: pa.Table, source_statistics: Any = None) -> Iterator[Any]:
+        statistics = source_statistics or {}
         texts = table.column("text").to_pylist()
-        perplexities = table.column("perplexity").to_pylist()
-        classifier = table.column("quality_score").to_pylist()
         decisions = [
-            self.decide(text or "", Scores(p, q), cutoffs)
-            for text, p, q in zip(texts, perplexities, classifier, strict=True)
+            self.decide({**row, "text": row["text"] or "", **statistics})
+            for row in table.to_pylist()
         ]
         cleaned = [d.text for d in decisions]
         changed = sum(
@@ -109,9 +115,10 @@ def _finite(table: pa.Table) -> list[float]:
 
 @dataclass(frozen=True)
 class QualityFiltering:
-    """A source's filters with their files readable by the workers."""
+    """A source's filters with their files readable by the workers, and the files of the
+    classifier train-classifier trained when a reference_classifier names no model."""
 
-    filters: list[Any]
+    filters: list[FilterConfig]
     classifier: ClassifierFiles | None
     namespace: str  # where documents_cleaned is counted
     max_document_seconds: float | None
@@ -127,12 +134,12 @@ class QualityFilters(beam.PTransform):
 
     def expand(self, tables: beam.PCollection) -> dict[str, beam.PCollection]:
         config = self.config
-        scored = tables | "Score" >> beam.ParDo(ScoreFn(config.filters, config.classifier))
-        perplexity = next((f for f in config.filters if isinstance(f, PerplexityConfig)), None)
+        filters = with_trained_classifier(config.filters, config.classifier)
+        scored = tables | "Score" >> beam.ParDo(ScoreFn(filters))
+        decide = DecideFn(filters, config.namespace, config.max_document_seconds)
+        perplexity = next((f for f in filters if isinstance(f, PerplexityConfig)), None)
         if perplexity is None:
-            outputs = scored | "Decide" >> beam.ParDo(
-                DecideFn(config.filters, config.namespace, config.max_document_seconds), None
-            ).with_outputs(KEPT, REJECTED)
+            outputs = scored | "Decide" >> beam.ParDo(decide, None).with_outputs(KEPT, REJECTED)
             return {KEPT: outputs[KEPT], REJECTED: outputs[REJECTED]}
         if perplexity.cutoffs is not None:
             cutoffs = tables.pipeline | "FixedCutoffs" >> beam.Create([list(perplexity.cutoffs)])
@@ -144,7 +151,7 @@ class QualityFilters(beam.PTransform):
                 | "Cutoffs"
                 >> beam.Map(lambda q, p=perplexity.percentiles: cutoffs_from_quantiles(q, p))
             )
-        decide = DecideFn(config.filters, config.namespace, config.max_document_seconds)
-        side = beam.pvalue.AsSingleton(cutoffs, default_value=None)
+        statistics = cutoffs | "Statistics" >> beam.Map(lambda c: {PERPLEXITY_CUTOFFS: c})
+        side = beam.pvalue.AsSingleton(statistics, default_value=None)
         outputs = scored | "Decide" >> beam.ParDo(decide, side).with_outputs(KEPT, REJECTED)
         return {KEPT: outputs[KEPT], REJECTED: outputs[REJECTED], "cutoffs": cutoffs}

@@ -53,9 +53,11 @@ def test_accuracy_on_labelled_lines_in_twelve_languages(identifier):
 
 
 def test_language_policy():
-    assert language_decision("en", 0.9, ["en"], 0.5) == (True, None, None)
-    keep, reason, detail = language_decision("de", 0.97, ["en"], 0.5)
-    assert (keep, reason) == (False, "langid:language") and detail.startswith("de (0.97)")
-    keep, reason, _ = language_decision("en", 0.3, ["en"], 0.5)
-    assert (keep, reason) == (False, "langid:low_score")
-    assert language_decision("zh", 0.1, None, 0.5)[0]  # record only
+    assert language_decision("en", 0.9, ["en"], 0.5).keep
+    foreign = language_decision("de", 0.97, ["en", "fr"], 0.5)
+    assert (foreign.keep, foreign.rule) == (False, "language")
+    assert foreign.detail == "de (0.97) not in en,fr"
+    unsure = language_decision("en", 0.3, ["en"], 0.5)
+    assert (unsure.keep, unsure.rule, unsure.detail) == (False, "low_score", "en 0.300 < 0.5")
+    assert (unsure.value, unsure.threshold) == (0.3, 0.5)
+    assert language_decision("zh", 0.1, None, 0.5).keep  # record only

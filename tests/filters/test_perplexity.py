@@ -6,11 +6,11 @@ import kenlm
 import pytest
 
 from filters.arpa import write_arpa
-from filters.chain import cutoffs_from_quantiles
 from filters.perplexity import (
     PerplexityConfig,
     PerplexityScorer,
     bucket_of,
+    cutoffs_from_quantiles,
     normalize_line,
     perplexity_verdict,
 )

@@ -489,16 +489,15 @@ def test_a_document_past_its_time_budget_is_rejected_and_the_file_goes_on(tmp_pa
 
 
 def test_a_document_past_its_budget_in_the_filters_is_rejected(monkeypatch):
-    from filters.chain import Scores
     from pipelines.transforms.quality import DecideFn
 
     decide = DecideFn([], "quality/s", max_document_seconds=0.3)
     decide.setup()
     monkeypatch.setattr(decide.chain, "decide", _spin_when("SPIN", decide.chain.decide))
-    slow = decide.decide("SPIN " * 100, Scores(), None)
+    slow = decide.decide({"text": "SPIN " * 100})
     assert slow.reason == "too_slow" and slow.verdict.threshold == 0.3
     assert slow.verdict.value >= 0.3
-    assert decide.decide("ordinary words " * 100, Scores(), None).verdict.keep
+    assert decide.decide({"text": "ordinary words " * 100}).verdict.keep
 
 
 def test_text_that_outgrows_its_source_is_rejected_with_the_factor():

@@ -214,8 +214,9 @@ def test_code_filters():
     assert strip_license_header(HEADER + CODE) == CODE
     assert strip_license_header("# just a comment\n" + CODE).startswith("# just a comment")
     assert check_code(CODE).keep
-    assert check_code("var a=" + "1," * 800 + "2;").reason == "extract:code_line_length"
-    assert check_code("{}[]();\n" * 50).reason == "extract:code_alnum_fraction"
+    long_line = check_code("var a=" + "1," * 800 + "2;")
+    assert (long_line.rule, long_line.detail) == ("code_line_length", "longest line 1608")
+    assert check_code("{}[]();\n" * 50).rule == "code_alnum_fraction"
     assert [license_family(x) for x in ("MIT", "Apache-2.0", "BSD-3-Clause", "GPL-3.0")] == [
         "mit",
         "apache",
