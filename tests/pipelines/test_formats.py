@@ -11,7 +11,7 @@ import py7zr
 from filters.code import check_code, license_family, strip_license_header
 from pipelines.recipe import ExtractConfig, FetchConfig, SourceConfig
 from pipelines.sources.latex import clean_paper, expand_macros, parse_macros
-from pipelines.stages.extract import RouteRecords, select_sites
+from pipelines.stages.extract import REJECTS, RouteRecords, select_sites
 from tests.conftest import SAMPLES
 from tests.pipelines.test_sources import read
 
@@ -230,7 +230,7 @@ def route_github(path):
     fn = RouteRecords("github", spec, ExtractConfig(), FetchConfig(), "/tmp/unused", {})
     kept, rejected = [], []
     for out in fn.process(str(path)):
-        (rejected if getattr(out, "tag", None) == "rejects" else kept).append(
+        (rejected if getattr(out, "tag", None) == REJECTS else kept).append(
             out.value if hasattr(out, "tag") else out
         )
     return kept, rejected
