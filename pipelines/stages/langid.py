@@ -13,7 +13,7 @@ from pipelines.assets import local_copy, model_location
 from pipelines.lid_model import resolve_model_path
 from pipelines.stage import Stage, StageContext
 from pipelines.store import KEPT, REJECTED, ReadStage, WriteStage
-from pipelines.tables import split_table
+from pipelines.tables import RowDecisions, split_table
 
 
 class LangIdFn(beam.DoFn):
@@ -42,16 +42,9 @@ class LangIdFn(beam.DoFn):
             language_decision(lang, score, self.languages, self.min_score)
             for lang, score in predictions
         ]
-        yield from split_table(
-            table,
-            [v.keep for v in verdicts],
-            [None if v.keep else f"langid:{v.rule}" for v in verdicts],
-            [v.detail for v in verdicts],
-            "langid",
-            # The measured score; a threshold only where the score is what failed.
-            [v.value for v in verdicts],
-            [v.threshold for v in verdicts],
-        )
+        reasons = [None if v.keep else f"langid:{v.rule}" for v in verdicts]
+        # The measured score; a threshold only where the score is what failed.
+        yield from split_table(table, RowDecisions.of(verdicts, reasons), "langid")
 
 
 class LangIdStage(Stage):

@@ -14,7 +14,7 @@ from apache_beam.io.filesystems import FileSystems
 from pipelines.document import token_dtype, token_schema
 from pipelines.stage import Stage, StageContext
 from pipelines.store import KEPT, REJECTED, ReadStage, WriteStage
-from pipelines.tables import rejected_table
+from pipelines.tables import RowDecisions, rejected_table
 
 
 class TokenizeFn(beam.DoFn):
@@ -46,7 +46,9 @@ class TokenizeFn(beam.DoFn):
                 schema=token_schema(self.vocab_size),
             )
         n = len(keep)
-        rejected = rejected_table(table, keep, ["tokenize:no_tokens"] * n, [None] * n, "tokenize")
+        rejected = rejected_table(
+            table, RowDecisions(keep, ["tokenize:no_tokens"] * n, [None] * n), "tokenize"
+        )
         if rejected is not None:
             yield beam.pvalue.TaggedOutput(REJECTED, rejected)
 

@@ -21,7 +21,7 @@ from pipelines.assets import local_copy
 from pipelines.budget import DocumentTimeout, time_budget
 from pipelines.document import SCORE_FIELDS
 from pipelines.store import KEPT, REJECTED
-from pipelines.tables import split_table
+from pipelines.tables import RowDecisions, split_table
 
 QUANTILES = 1001  # per-mille resolution for the percentile cut-offs
 
@@ -98,15 +98,8 @@ class DecideFn(beam.DoFn):
             "word_count", pa.array([word_count(t) for t in cleaned], pa.int32())
         )
         verdicts = [d.verdict for d in decisions]
-        yield from split_table(
-            table,
-            [v.keep for v in verdicts],
-            [None if d.verdict.keep else f"quality:{d.reason}" for d in decisions],
-            [v.detail for v in verdicts],
-            "quality",
-            [v.value for v in verdicts],
-            [v.threshold for v in verdicts],
-        )
+        reasons = [None if d.verdict.keep else f"quality:{d.reason}" for d in decisions]
+        yield from split_table(table, RowDecisions.of(verdicts, reasons), "quality")
 
 
 def _finite(table: pa.Table) -> list[float]:
