@@ -69,8 +69,8 @@ def run_ours(docs, workdir: Path) -> set[str]:
     import pyarrow.parquet as pq
     import yaml
 
+    from flows.recipe import load_recipe
     from pipelines.document import document_schema
-    from pipelines.recipe import load_recipe
     from pipelines.stages import STAGE_CLASSES, StageContext, run_stage
     from pipelines.store import match_files
 

@@ -14,7 +14,7 @@ import statistics
 import tempfile
 import time
 
-from pipelines.recipe import load_recipe
+from flows.recipe import load_recipe
 from pipelines.registry import STAGES
 from pipelines.stages import STAGE_CLASSES, StageContext, run_stage
 

@@ -34,12 +34,13 @@ from prefect.task_engine import TaskRunTimeoutError
 from prefect.tasks import exponential_backoff
 
 from flows.processes import start_guardian
+from flows.recipe import load_recipe
 from flows.report import artifact_key, mixture_rows, report_markdown, stage_rows
 from flows.slots import give_back_slots, stage_slot
 from pipelines.errors import UserError, UserErrorTracebacks
 from pipelines.lease import WorkdirLease
 from pipelines.preflight import check_environment
-from pipelines.recipe import OrchestrationConfig, Recipe, is_uri, load_recipe
+from pipelines.recipe import OrchestrationConfig, Recipe, is_uri
 from pipelines.registry import STAGES, StageName, spec
 from pipelines.shards import MIXTURE_JSON
 from pipelines.stages import STAGE_CLASSES, StageContext, StageResult, run_stage

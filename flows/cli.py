@@ -13,8 +13,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from flows.recipe import load_recipe
 from pipelines.errors import UserError, UserErrorTracebacks
-from pipelines.recipe import load_recipe
 from pipelines.registry import STAGES
 
 

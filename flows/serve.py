@@ -25,9 +25,9 @@ import sys
 import threading
 from pathlib import Path
 
+from flows.recipe import load_recipe
 from flows.server import prefect_home, start_server, stop_server
 from pipelines.errors import UserError
-from pipelines.recipe import load_recipe
 from pipelines.registry import STAGES
 
 

@@ -23,9 +23,10 @@ from prefect.artifacts import (
 from prefect.states import Completed, Failed, State
 
 from flows.processes import spawn
+from flows.recipe import Recipe, load_recipe
 from flows.report import artifact_key
 from pipelines.errors import UserError
-from pipelines.recipe import Recipe, is_uri, load_recipe
+from pipelines.recipe import is_uri
 from pipelines.shards import committed_version
 
 

@@ -12,7 +12,7 @@ import math
 import os
 import re
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal, TypeVar, Union
 
 import yaml
 from pydantic import (
@@ -29,7 +29,6 @@ from filters.base import registered
 from filters.quality_classifier import ClassifierTrainingConfig, ReferenceClassifierConfig
 from pipelines.errors import RecipeError
 from pipelines.registry import StageName
-from trainer.config import TrainSettings
 
 SourceFormat = Literal[
     "wet",
@@ -262,6 +261,8 @@ _PER_STAGE_RANGES = {
 
 
 class Recipe(_Strict):
+    """What to build: the data side of a recipe (flows.recipe.Recipe adds `train`)."""
+
     name: str
     workdir: str
     runner: RunnerConfig = Field(default_factory=RunnerConfig)
@@ -276,7 +277,6 @@ class Recipe(_Strict):
     dedup: DedupConfig = Field(default_factory=DedupConfig)
     tokenizer: TokenizerConfig = Field(default_factory=TokenizerConfig)
     mixture: MixtureConfig
-    train: TrainSettings = Field(default_factory=TrainSettings)
     orchestration: OrchestrationConfig = Field(default_factory=OrchestrationConfig)
 
     @field_validator("name")
@@ -386,7 +386,8 @@ class Recipe(_Strict):
         return self.section_hash(self)
 
 
-def _resolve(path: str, base: Path) -> str:
+def resolve_path(path: str, base: Path) -> str:
+    """A recipe's path as written, against the recipe file's folder `base` if relative."""
     if is_uri(path) or os.path.isabs(path):
         return path
     return os.path.normpath(str(base / path))
@@ -418,8 +419,13 @@ def _non_finite(value: Any, where: str = "") -> str | None:
     return None
 
 
-def load_recipe(path: str | os.PathLike[str]) -> Recipe:
-    """Read and validate a recipe; raise RecipeError naming the file and the bad key."""
+RecipeT = TypeVar("RecipeT", bound=Recipe)
+
+
+def load_recipe(path: str | os.PathLike[str], schema: type[RecipeT] = Recipe) -> RecipeT:
+    """Read a recipe and validate it with `schema` (this data-side Recipe, or one that adds
+    sections to it); raise RecipeError naming the file and the bad key. Relative paths are
+    resolved against the recipe file's folder."""
     recipe_path = Path(path)
     if not recipe_path.is_file():
         raise RecipeError(f"{recipe_path}: recipe file not found")
@@ -437,25 +443,23 @@ def load_recipe(path: str | os.PathLike[str]) -> Recipe:
     if where:
         raise RecipeError(f"{recipe_path}: {where}: must be a finite number")
     try:
-        recipe = Recipe.model_validate(data)
+        recipe = schema.model_validate(data)
     except ValidationError as exc:
         problems = "; ".join(_format_error(e) for e in exc.errors())
         raise RecipeError(f"{recipe_path}: {problems}") from None
     base = recipe_path.resolve().parent
-    recipe.workdir = _resolve(recipe.workdir, base)
+    recipe.workdir = resolve_path(recipe.workdir, base)
     for source in recipe.sources.values():
-        source.inputs = [_resolve(p, base) for p in source.inputs]
+        source.inputs = [resolve_path(p, base) for p in source.inputs]
     if recipe.langid.model is not None:
-        recipe.langid.model = _resolve(recipe.langid.model, base)
+        recipe.langid.model = resolve_path(recipe.langid.model, base)
     for source in recipe.sources.values():
         for f in source.filters:
             for key in f.files:
                 if getattr(f, key) is not None:
-                    setattr(f, key, _resolve(getattr(f, key), base))
+                    setattr(f, key, resolve_path(getattr(f, key), base))
     if recipe.quality_classifier is not None:
         qc = recipe.quality_classifier
-        qc.positives = [p if p in recipe.sources else _resolve(p, base) for p in qc.positives]
-        qc.negatives = [p if p in recipe.sources else _resolve(p, base) for p in qc.negatives]
-    if recipe.train.checkpoint_dir is not None:
-        recipe.train.checkpoint_dir = _resolve(recipe.train.checkpoint_dir, base)
+        qc.positives = [p if p in recipe.sources else resolve_path(p, base) for p in qc.positives]
+        qc.negatives = [p if p in recipe.sources else resolve_path(p, base) for p in qc.negatives]
     return recipe

@@ -55,7 +55,7 @@ def sample_recipe(tmp_path: Path, lid_model_path: str) -> Path:
 @pytest.fixture(scope="session")
 def built_sample(tmp_path_factory, lid_model_path: str) -> Path:
     """The sample recipe built once through every stage with real Beam (no Prefect)."""
-    from pipelines.recipe import load_recipe
+    from flows.recipe import load_recipe
     from pipelines.registry import STAGES
     from pipelines.stages import STAGE_CLASSES, StageContext, run_stage
 

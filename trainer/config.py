@@ -1,4 +1,4 @@
-"""Training settings: the `train` section of a recipe (validated there by pydantic).
+"""Training settings: the `train` section of a recipe (validated by pydantic in flows/recipe.py).
 
 Plain dataclass with no imports, so the recipe can validate it and the trainer can use it
 without either depending on the other's libraries.

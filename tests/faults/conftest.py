@@ -35,7 +35,7 @@ def shared_server(tmp_path_factory):
 @pytest.fixture(scope="session")
 def uninterrupted(built_sample):
     """Shard digests and stage counts of the sample built in one go."""
-    from pipelines.recipe import load_recipe
+    from flows.recipe import load_recipe
 
     workdir = load_recipe(built_sample).workdir
     return shard_digests(workdir), stage_counts(workdir)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.recipe import load_recipe
+from flows.recipe import load_recipe
 from tests.conftest import write_recipe
 from tests.faults.conftest import migrated, without_server
 from tests.faults.harness import (

@@ -10,7 +10,7 @@ import uuid
 
 import pytest
 
-from pipelines.recipe import load_recipe
+from flows.recipe import load_recipe
 from tests.conftest import write_recipe
 from tests.faults.harness import assert_nothing_survives, shard_digests, start
 

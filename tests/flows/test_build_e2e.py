@@ -9,7 +9,7 @@ import sys
 import pytest
 import yaml
 
-from pipelines.recipe import load_recipe
+from flows.recipe import load_recipe
 from pipelines.registry import STAGES
 from tests.conftest import RECIPES, write_recipe
 

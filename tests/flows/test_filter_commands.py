@@ -6,8 +6,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from flows.cli import main
+from flows.recipe import load_recipe
 from pipelines.explain import explain
-from pipelines.recipe import load_recipe
 from pipelines.stages import StageContext
 from pipelines.store import match_files
 

@@ -512,7 +512,7 @@ def test_text_that_outgrows_its_source_is_rejected_with_the_factor():
 
 @pytest.mark.integration
 def test_the_extract_manifest_counts_the_damage(tmp_path, lid_model_path):
-    from pipelines.recipe import load_recipe
+    from flows.recipe import load_recipe
     from pipelines.stages import STAGE_CLASSES, StageContext, run_stage
     from tests.conftest import write_recipe
 

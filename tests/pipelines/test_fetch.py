@@ -6,8 +6,9 @@ import json
 
 import pytest
 
+from flows.recipe import load_recipe
 from pipelines.fetch import Expected, FetchError, cache_path, crawl_inputs, fetch, parse_checksums
-from pipelines.recipe import CrawlConfig, FetchConfig, load_recipe
+from pipelines.recipe import CrawlConfig, FetchConfig
 from pipelines.stages import STAGE_CLASSES, StageContext, run_stage
 from tests.conftest import SAMPLES, write_recipe
 from tests.support.mirror import Mirror, lay_out

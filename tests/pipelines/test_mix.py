@@ -100,7 +100,7 @@ def test_a_mix_rerun_leaves_the_version_a_training_run_reads(built_sample, tmp_p
     import hashlib
     import shutil
 
-    from pipelines.recipe import load_recipe
+    from flows.recipe import load_recipe
     from pipelines.shards import ShardReader, committed_version, shards_dir, versions
     from pipelines.stages import STAGE_CLASSES, StageContext, run_stage
     from tests.conftest import write_recipe

@@ -8,9 +8,9 @@ import pytest
 import yaml
 
 from flows.cli import main
+from flows.recipe import load_recipe
 from pipelines.errors import EnvironmentProblem
 from pipelines.preflight import check_environment, check_free_space
-from pipelines.recipe import load_recipe
 from pipelines.registry import STAGES
 from tests.conftest import write_recipe
 

@@ -4,6 +4,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from flows.recipe import load_recipe as load_whole_recipe  # recipes with a `train` section
 from pipelines.errors import RecipeError
 from pipelines.recipe import load_recipe
 from tests.conftest import RECIPES
@@ -11,12 +12,12 @@ from tests.conftest import RECIPES
 
 @pytest.mark.parametrize("name", ["sample", "llama", "llama-paper"])
 def test_shipped_recipes_validate(name):
-    recipe = load_recipe(RECIPES / f"{name}.yaml")
+    recipe = load_whole_recipe(RECIPES / f"{name}.yaml")
     assert abs(sum(recipe.weights().values()) - 1) < 1e-12
 
 
 def test_sample_recipe_has_six_sources_at_the_paper_mixture():
-    recipe = load_recipe(RECIPES / "sample.yaml")
+    recipe = load_whole_recipe(RECIPES / "sample.yaml")
     assert list(recipe.sources) == [
         "commoncrawl",
         "c4",
@@ -32,7 +33,7 @@ def test_sample_recipe_has_six_sources_at_the_paper_mixture():
 
 
 def test_paper_recipe_is_table_1():
-    weights = load_recipe(RECIPES / "llama-paper.yaml").weights()
+    weights = load_whole_recipe(RECIPES / "llama-paper.yaml").weights()
     assert weights == pytest.approx(
         {
             "commoncrawl": 0.67,
@@ -47,10 +48,10 @@ def test_paper_recipe_is_table_1():
 
 
 def test_relative_paths_resolve_against_the_recipe_folder():
-    recipe = load_recipe(RECIPES / "sample.yaml")
+    recipe = load_whole_recipe(RECIPES / "sample.yaml")
     assert recipe.workdir == str((RECIPES / ".." / "build" / "sample").resolve())
     assert recipe.sources["c4"].inputs == [str(RECIPES.parent / "samples/c4/*.json.gz")]
-    remote = load_recipe(RECIPES / "llama.yaml")
+    remote = load_whole_recipe(RECIPES / "llama.yaml")
     assert remote.workdir.startswith("gs://")
     assert remote.sources["commoncrawl"].crawl.id == "CC-MAIN-2020-05"
 
@@ -75,7 +76,6 @@ def test_minimal_recipe_takes_paper_defaults(tmp_path):
     assert recipe.tokenizer.vocab_size == 32000
     assert recipe.mixture.seq_len == 2048
     assert recipe.sources["c4"].min_language_score == 0.5
-    assert recipe.train.beta2 == 0.95
 
 
 def test_typo_in_a_key_names_the_key_and_the_file(tmp_path):
@@ -87,11 +87,6 @@ def test_typo_in_a_key_names_the_key_and_the_file(tmp_path):
     assert "sources.c4.wieght: unknown key" in message
     assert "sources.c4.weight: required key is missing" in message
     assert "\n" not in message
-
-
-def test_typo_in_a_train_key_is_an_error(tmp_path):
-    with pytest.raises(RecipeError, match=r"train.max_step: unknown key"):
-        load_recipe(_write(tmp_path, MINIMAL + "train: {max_step: 3}\n"))
 
 
 def test_unknown_format_is_named(tmp_path):
@@ -111,7 +106,7 @@ def test_paper_recipes_filter_as_the_paper_did():
     from filters.quality_classifier import ReferenceClassifierConfig
 
     for name in ("llama", "llama-paper"):
-        recipe = load_recipe(RECIPES / f"{name}.yaml")
+        recipe = load_whole_recipe(RECIPES / f"{name}.yaml")
         crawl = recipe.sources["commoncrawl"].filters
         assert [type(f) for f in crawl] == [PerplexityConfig, ReferenceClassifierConfig]
         assert crawl[0].keep == ["head", "middle"] and crawl[0].percentiles == (30, 60)
@@ -185,7 +180,7 @@ def test_classifier_data_must_be_sources_or_files(tmp_path):
 
 
 def test_dedup_settings_per_source_and_groups(tmp_path):
-    recipe = load_recipe(RECIPES / "sample.yaml")
+    recipe = load_whole_recipe(RECIPES / "sample.yaml")
     assert recipe.line_dedup("commoncrawl") and not recipe.line_dedup("c4")
     assert recipe.dedup_threshold(["books"]) == 0.9  # the paper's 90% overlap for books
     assert recipe.dedup_threshold(["c4"]) == 0.8

@@ -9,7 +9,7 @@ import pyarrow.parquet as pq
 import pytest
 import sentencepiece as spm
 
-from pipelines.recipe import load_recipe
+from flows.recipe import load_recipe
 from pipelines.registry import PER_SOURCE_STAGES
 from pipelines.shards import BOS_ID, EOS_ID, MIXTURE_JSON, ShardReader
 from pipelines.store import StageStore, match_files

@@ -8,7 +8,7 @@ import sentencepiece as spm
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipelines.recipe import load_recipe
+from flows.recipe import load_recipe
 from pipelines.store import StageStore
 from samples import texts
 from tests.conftest import SHARED_FIXTURES

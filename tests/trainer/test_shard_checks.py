@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from flows.cli import main
-from pipelines.recipe import load_recipe
+from flows.recipe import load_recipe
 from pipelines.shards import ShardError, ShardReader
 from tests.conftest import mix_shards, write_recipe
 

@@ -10,7 +10,7 @@ import sys
 import numpy as np
 import pytest
 
-from pipelines.recipe import load_recipe
+from flows.recipe import load_recipe
 from pipelines.shards import ShardReader, shards_dir
 from pipelines.store import StageStore
 from tests.conftest import ROOT, free_port
