@@ -11,7 +11,7 @@ import pytest
 
 from pipelines.recipe import ExtractConfig
 from pipelines.sources import READERS, Partial, Rejected, read_file
-from pipelines.stages.extract import route
+from pipelines.stages.extract import REJECTS, route
 from tests.conftest import SAMPLES
 
 
@@ -81,7 +81,7 @@ def test_invalid_utf8_replaced_then_judged_by_how_much():
     mostly = {"id": "s/2", "text": "\ufffd" * 50 + "abc"}
     routed = list(route([a_little, mostly], limits))
     assert routed[0] is a_little
-    assert routed[1].tag == "rejects" and routed[1].value["reason"] == "extract:invalid_utf8"
+    assert routed[1].tag == REJECTS and routed[1].value["reason"] == "extract:invalid_utf8"
 
 
 def test_invalid_utf8_bytes_in_a_file(tmp_path):
