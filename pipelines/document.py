@@ -11,6 +11,8 @@ from typing import Any
 import pyarrow as pa
 import xxhash
 
+from pipelines.registry import spec
+
 EXTRACT_FIELDS = [
     pa.field("id", pa.string(), nullable=False),  # stable: source + origin, never a run
     pa.field("source", pa.string(), nullable=False),
@@ -38,24 +40,28 @@ REJECT_FIELDS = [
     pa.field("threshold", pa.float64()),  # ...and the threshold it failed
 ]
 
-_STAGE_FIELDS = {
+# The fields each stage adds to the documents it keeps; a stage not listed keeps its
+# upstream's documents as they are (dedup; tokenize, whose rejects are dedup's documents).
+_ADDED_FIELDS = {
     "extract": EXTRACT_FIELDS,
-    "langid": EXTRACT_FIELDS + LANGID_FIELDS,
-    "quality": EXTRACT_FIELDS + LANGID_FIELDS + QUALITY_FIELDS,
-    "dedup": EXTRACT_FIELDS + LANGID_FIELDS + QUALITY_FIELDS,
-    # tokenize keeps token rows (token_schema); its rejects are the dedup documents.
-    "tokenize": EXTRACT_FIELDS + LANGID_FIELDS + QUALITY_FIELDS,
+    "langid": LANGID_FIELDS,
+    "quality": QUALITY_FIELDS,
 }
+
+
+def _fields(stage: str) -> list[pa.Field]:
+    upstream = spec(stage).upstream
+    return (_fields(upstream) if upstream else []) + _ADDED_FIELDS.get(stage, [])
 
 
 def document_schema(stage: str) -> pa.Schema:
     """Schema of the documents a stage keeps."""
-    return pa.schema(_STAGE_FIELDS[stage])
+    return pa.schema(_fields(stage))
 
 
 def reject_schema(stage: str) -> pa.Schema:
     """Schema of a stage's rejects: the document as it entered, plus why it was dropped."""
-    return pa.schema(_STAGE_FIELDS[stage] + REJECT_FIELDS)
+    return pa.schema(_fields(stage) + REJECT_FIELDS)
 
 
 def token_schema(vocab_size: int) -> pa.Schema:
