@@ -57,7 +57,7 @@ def tokenization(texts: list[str], vocab_size: int, repeat: int) -> None:
         sample = Path(tmp) / "sample.txt"
         sample.write_text("\n".join(line for t in texts for line in t.splitlines() if line.strip()))
         config = TokenizerConfig(vocab_size=vocab_size, num_threads=2)
-        model = train_sentencepiece([str(sample)], config, tmp)
+        model = train_sentencepiece([str(sample)], config)
         files = hf_files(model, 2048)
         (Path(tmp) / "tokenizer.json").write_bytes(files["tokenizer.json"])
         hf = Tokenizer.from_file(str(Path(tmp) / "tokenizer.json"))

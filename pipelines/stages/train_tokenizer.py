@@ -5,8 +5,7 @@ single-process by nature)."""
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
+import io
 from collections.abc import Iterator
 from typing import Any
 
@@ -19,7 +18,7 @@ from pipelines.errors import UserError
 from pipelines.hf_tokenizer import hf_files
 from pipelines.shards import BOS_ID, EOS_ID, UNK_ID
 from pipelines.stage import Stage, StageContext
-from pipelines.store import ReadStage, match_files
+from pipelines.store import ReadStage, file_metadata
 
 
 def sample_lines(text: str, max_bytes: int) -> Iterator[str]:
@@ -34,13 +33,22 @@ def sample_lines(text: str, max_bytes: int) -> Iterator[str]:
         yield line
 
 
-def train_sentencepiece(inputs: list[str], config: Any, workdir: str) -> bytes:
-    """A SentencePiece BPE model with LLaMA's settings, trained on text files; its bytes."""
-    prefix = os.path.join(workdir, "tokenizer")
+def _lines(paths: list[str]) -> Iterator[str]:
+    for path in paths:
+        with FileSystems.open(path) as raw, io.TextIOWrapper(raw, encoding="utf-8") as fh:
+            for line in fh:
+                yield line.rstrip("\n")
+
+
+def train_sentencepiece(inputs: list[str], config: Any) -> bytes:
+    """A SentencePiece BPE model with LLaMA's settings, trained on the lines of text files
+    (local paths or URIs); its bytes. The lines are streamed to the trainer, so the model
+    names no input file: the same sample gives the same bytes on every run."""
+    model = io.BytesIO()
     try:
         spm.SentencePieceTrainer.train(
-            input=inputs,
-            model_prefix=prefix,
+            sentence_iterator=_lines(inputs),
+            model_writer=model,
             model_type="bpe",
             vocab_size=config.vocab_size,
             # LLaMA: digits split, unknown bytes fall back to byte pieces, text kept as is.
@@ -62,13 +70,11 @@ def train_sentencepiece(inputs: list[str], config: Any, workdir: str) -> bytes:
         )
     except RuntimeError as exc:
         raise UserError(f"train-tokenizer: SentencePiece failed: {exc}") from None
-    with open(prefix + ".model", "rb") as fh:
-        return fh.read()
+    return model.getvalue()
 
 
 class TrainTokenizerStage(Stage):
     name = "train-tokenizer"
-    per_source = False
 
     def config(self, ctx: StageContext, source: str) -> Any:
         return {
@@ -108,20 +114,11 @@ class TrainTokenizerStage(Stage):
         self, ctx: StageContext, source: str, metrics: dict[str, int], prepared: Any
     ) -> dict[str, Any]:
         config = ctx.recipe.tokenizer
-        sample_files = match_files(FileSystems.join(ctx.store.tokenizer_dir(), "sample*.txt"))
-        with tempfile.TemporaryDirectory() as tmp:
-            local_inputs = []
-            for i, path in enumerate(sample_files):
-                local = os.path.join(tmp, f"sample-{i}.txt")
-                with open(local, "wb") as out:
-                    out.write(ctx.store.read_bytes(path))
-                local_inputs.append(local)
-            sample_bytes = sum(os.path.getsize(p) for p in local_inputs)
-            if sample_bytes == 0:
-                raise UserError(
-                    "train-tokenizer: the sample is empty (every document was dropped?)"
-                )
-            model = train_sentencepiece(local_inputs, config, tmp)
+        sample = file_metadata(FileSystems.join(ctx.store.tokenizer_dir(), "sample*.txt"))
+        sample_bytes = sum(size for _, size, _ in sample)
+        if sample_bytes == 0:
+            raise UserError("train-tokenizer: the sample is empty (every document was dropped?)")
+        model = train_sentencepiece([path for path, _, _ in sample], config)
         ctx.store.write_bytes(ctx.store.tokenizer_model(), model)
         # What Hugging Face loads: AutoTokenizer.from_pretrained(<this folder>).
         for name, data in hf_files(model, ctx.recipe.mixture.seq_len).items():

@@ -58,3 +58,14 @@ def test_the_data_side_never_imports_the_trainer_or_the_flows():
                 if m.split(".")[0] in ("apache_beam", "prefect", "pipelines")
             }
             assert not heavy, f"{path.relative_to(ROOT)} imports {sorted(heavy)}"
+
+
+def test_the_registry_alone_says_how_a_stage_runs_and_what_it_reads():
+    from pipelines.registry import STAGES, spec
+    from pipelines.stages import STAGE_CLASSES
+
+    assert list(STAGE_CLASSES) == list(STAGES)
+    for name, cls in STAGE_CLASSES.items():
+        restated = {"per_source", "upstream"} & set(vars(cls))
+        assert not restated, f"{cls.__name__} sets {sorted(restated)}"
+        assert cls().per_source == spec(name).per_source

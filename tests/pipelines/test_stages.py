@@ -327,9 +327,11 @@ def test_builds_are_byte_identical_across_runners(built, tmp_path):
     ctx = StageContext.from_recipe(again)
     for stage in STAGES:
         run_stage(STAGE_CLASSES[stage](), ctx, list(again.sources))
-    first = ShardReader(mix_shards(store.workdir)).mixture["shards"]
-    second = ShardReader(mix_shards(ctx.store.workdir)).mixture["shards"]
-    assert first == second
+    first = ShardReader(mix_shards(store.workdir)).mixture
+    second = ShardReader(mix_shards(ctx.store.workdir)).mixture
+    assert first["shards"] == second["shards"]
+    # The tokenizer too: its model names no temporary input file.
+    assert first["tokenizer_sha256"] == second["tokenizer_sha256"]
 
 
 def test_tokenize_rejects_documents_without_tokens(built):
