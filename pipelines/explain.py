@@ -76,7 +76,8 @@ def explain(ctx: StageContext, source: str, n: int, seed: int = 0) -> tuple[list
         if configured
         else resolve_model_path(None)
     )
-    languages = LanguageIdentifier(lid_path).predict([d["text"] or "" for d in docs])
+    texts = [d["text"] or "" for d in docs]
+    languages = LanguageIdentifier(lid_path).predict(texts)
     if ctx.recipe.uses_trained_classifier(source) and not ctx.store.read_manifest(
         "train-classifier"
     ):
@@ -87,7 +88,6 @@ def explain(ctx: StageContext, source: str, n: int, seed: int = 0) -> tuple[list
     configs, trained = resolve_filters(ctx, source)
     configs = with_trained_classifier(configs, trained)
     chain = FilterChain(configs, local_copy)
-    texts = [d["text"] or "" for d in docs]
     columns = chain.score_batch(texts, [d["id"] for d in docs])
     scores = [{c: values[i] for c, values in columns.items()} for i in range(len(docs))]
     cutoffs = None

@@ -64,7 +64,7 @@ class DedupStage(Stage):
         # The source's own upstream first (its input count), then its group's.
         group = ctx.recipe.dedup_group(source)
         ordered = [source] + [s for s in group if s != source]
-        return [require_manifest(ctx, "quality", s, self.name) for s in ordered]
+        return [require_manifest(ctx, self.upstream, s, self.name) for s in ordered]
 
     def widen(self, ctx: StageContext, sources: list[str]) -> list[str]:
         """A group is deduplicated together: rerunning one source reruns its group."""
@@ -103,7 +103,7 @@ class DedupStage(Stage):
         docs_by_source, rejects = [], {s: [] for s in sources}
         for member in sources:
             docs = pipeline | f"{member}/Read" >> ReadStage(
-                ctx.store, "quality", member, as_rows=True
+                ctx.store, self.upstream, member, as_rows=True
             )
             if recipe.line_dedup(member):
                 config = LineDedupConfig(

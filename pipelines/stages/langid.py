@@ -74,7 +74,7 @@ class LangIdStage(Stage):
         )
         outputs = (
             pipeline
-            | f"{source}/Read" >> ReadStage(ctx.store, "extract", source)
+            | f"{source}/Read" >> ReadStage(ctx.store, self.upstream, source)
             | f"{source}/langid" >> beam.ParDo(identify).with_outputs(KEPT, REJECTED)
         )
         {KEPT: outputs[KEPT], REJECTED: outputs[REJECTED]} | f"{source}/Write" >> WriteStage(

@@ -13,6 +13,7 @@ from apache_beam.io.filesystems import FileSystems
 
 from pipelines.assets import read_file_bytes, resolve_filters
 from pipelines.fetch import is_remote_url
+from pipelines.registry import spec
 from pipelines.stage import Stage, StageContext, require_manifest
 from pipelines.store import ALL_SOURCES, KEPT, REJECTED, ReadStage, WriteStage, file_metadata
 from pipelines.transforms.quality import QualityFiltering, QualityFilters
@@ -40,8 +41,9 @@ class QualityStage(Stage):
     def upstream_manifests(self, ctx: StageContext, source: str) -> list[dict[str, Any]]:
         manifests = super().upstream_manifests(ctx, source)
         if ctx.recipe.uses_trained_classifier(source):
-            # Second in the list: the first is the documents' upstream (counted in summarize).
-            manifests.append(require_manifest(ctx, "train-classifier", ALL_SOURCES, self.name))
+            # After the documents' upstream (counted in summarize): the classifier it trained.
+            for stage in spec(self.name).optional_reads:
+                manifests.append(require_manifest(ctx, stage, ALL_SOURCES, self.name))
         return manifests
 
     def prepare(self, ctx: StageContext, sources: list[str]) -> dict[str, Any]:
@@ -60,7 +62,7 @@ class QualityStage(Stage):
         )
         outputs = (
             pipeline
-            | f"{source}/Read" >> ReadStage(ctx.store, "langid", source)
+            | f"{source}/Read" >> ReadStage(ctx.store, self.upstream, source)
             | f"{source}/Filter" >> QualityFilters(config)
         )
         if "cutoffs" in outputs:

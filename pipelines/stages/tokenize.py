@@ -67,7 +67,7 @@ class TokenizeStage(Stage):
         encode = TokenizeFn(ctx.store.tokenizer_model(), vocab_size, self.metrics_namespace(source))
         outputs = (
             pipeline
-            | f"{source}/Read" >> ReadStage(ctx.store, "dedup", source)
+            | f"{source}/Read" >> ReadStage(ctx.store, self.upstream, source)
             | f"{source}/Encode" >> beam.ParDo(encode).with_outputs(REJECTED, main=KEPT)
         )
         {KEPT: outputs[KEPT], REJECTED: outputs[REJECTED]} | f"{source}/Write" >> WriteStage(

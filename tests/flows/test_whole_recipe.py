@@ -9,14 +9,7 @@ from flows.recipe import load_recipe
 from pipelines import recipe as data_recipe
 from pipelines.errors import RecipeError
 from tests.conftest import ROOT
-
-MINIMAL = """
-name: t
-workdir: w
-sources:
-  c4: {format: c4, inputs: [x.json.gz], weight: 1}
-mixture: {total_tokens: 1000}
-"""
+from tests.pipelines.test_recipe import MINIMAL
 
 
 def _write(tmp_path: Path, text: str) -> Path:
