@@ -11,7 +11,7 @@ import logging
 import lzma
 import tarfile
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
@@ -46,8 +46,19 @@ class Partial:
     value: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass
+class Raw:
+    """What a two-phase reader's scan read of one document, left for its render phase (see
+    `register_split`): small, picklable, and renderable on any worker."""
+
+    row: dict[str, Any]  # the document as far as the scan made it: id, title, url...
+    size: int  # of what is left to render (characters or bytes): batches are cut by it
+
+
 Record = dict[str, Any] | Rejected | Partial
 Reader = Callable[[str, str, BinaryIO, ExtractConfig], Iterator[Record]]
+# A two-phase reader's render: one Raw record in, the Record it becomes out.
+Render = Callable[[Any, ExtractConfig], Record]
 
 
 class InputLimitError(InputError):
@@ -256,6 +267,22 @@ def cleaned(
     return doc
 
 
+def document_problem(doc: dict[str, Any], limits: ExtractConfig) -> tuple[str, str] | None:
+    """Why an extracted document cannot go on, as (reason, detail), or None."""
+    text = doc.get("text") or ""
+    if not text.strip():
+        return "extract:empty_text", ""
+    if (
+        len(text) > limits.max_document_bytes // 4
+        and len(text.encode("utf-8")) > limits.max_document_bytes
+    ):
+        return "extract:too_large", f"over {limits.max_document_bytes} bytes"
+    replaced = text.count("\ufffd")
+    if replaced and replaced / len(text) > limits.max_invalid_char_fraction:
+        return "extract:invalid_utf8", f"{replaced} of {len(text)} characters undecodable"
+    return None
+
+
 def escaped(data: bytes, limit: int = 60) -> str:
     """A short printable excerpt of raw bytes: never raw binary in a log line."""
     text = data[:limit].decode("utf-8", "backslashreplace")
@@ -296,6 +323,10 @@ def decode_text(data: bytes) -> str:
 
 
 READERS: dict[str, Reader] = {}
+# Formats read in two phases: (scan, render). The scan reads a file cheaply and yields Raw
+# records among its Records; each Raw record is rendered on its own, so the expensive part
+# of one large file can be spread over workers.
+SPLIT_READERS: dict[str, tuple[Reader, Render]] = {}
 # Formats whose readers emit Partial records: the function that makes documents of the
 # partial records that share a key (e.g. a StackExchange question and its answers).
 ASSEMBLERS: dict[str, Callable[..., Any]] = {}
@@ -309,6 +340,71 @@ def register(name: str) -> Callable[[Reader], Reader]:
         return fn
 
     return wrap
+
+
+def register_split(name: str, render: Render) -> Callable[[Reader], Reader]:
+    """Registers the scan of a two-phase reader and its `render`; READERS gets the two run
+    one after the other, for callers that read a file in one go."""
+
+    def wrap(scan: Reader) -> Reader:
+        def read(path: str, source: str, fh: BinaryIO, limits: ExtractConfig) -> Iterator[Record]:
+            for record in scan(path, source, fh, limits):
+                yield render(record, limits) if isinstance(record, Raw) else record
+
+        read.decompresses = getattr(scan, "decompresses", False)  # type: ignore[attr-defined]
+        READERS[name] = read
+        SPLIT_READERS[name] = (scan, render)
+        return scan
+
+    return wrap
+
+
+# A two-phase reader's raw records are rendered in batches of at most this many, or about
+# this much text: small enough to spread one large file evenly over the workers.
+RENDER_BATCH_RECORDS, RENDER_BATCH_SIZE = 256, 1 << 20
+
+
+def read_or_scan(
+    path: str, source: str, fmt: str, limits: ExtractConfig
+) -> Iterator[Record | list[Raw]]:
+    """The records of one file in its format's reader; for a format read in two phases, only
+    its scan's, with the Raw records gathered in lists for `render_batch`."""
+    if fmt not in SPLIT_READERS:
+        return read_file(path, source, READERS[fmt], limits)
+    records = read_file(path, source, SPLIT_READERS[fmt][0], limits)
+    return batched(records, RENDER_BATCH_RECORDS, RENDER_BATCH_SIZE)
+
+
+def batched(records: Iterable[Any], max_records: int, max_size: int) -> Iterator[Any]:
+    """Records as they come, except Raw ones: those are gathered into lists of at most
+    `max_records` and, past the first, `max_size` in all, each passed on once full."""
+    batch: list[Raw] = []
+    size = 0
+    for record in records:
+        if not isinstance(record, Raw):
+            yield record
+            continue
+        if batch and (len(batch) == max_records or size + record.size > max_size):
+            yield batch
+            batch, size = [], 0
+        batch.append(record)
+        size += record.size
+    if batch:
+        yield batch
+
+
+def render_batch(render: Render, batch: list[Raw], limits: ExtractConfig) -> Iterator[Record]:
+    """The records a batch of Raw records becomes. A render that fails costs its document
+    (extract:reader_error), not the rest of the batch."""
+    for raw in batch:
+        try:
+            yield render(raw, limits)
+        except Exception as exc:  # noqa: BLE001 (as in read_file: a reader's bug costs its input)
+            logging.getLogger(__name__).warning(
+                "rendering %s failed", raw.row["origin"], exc_info=True
+            )
+            detail = f"{type(exc).__name__}: {escaped(str(exc).encode(), 300)}"
+            yield Rejected(raw.row, "extract:reader_error", detail)
 
 
 def register_assembler(name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:

@@ -1,5 +1,9 @@
 """MediaWiki `pages-articles` XML dumps (.xml or .xml.bz2), streamed page by page.
 
+Read in two phases: a scan cuts the pages out of the stream (decompressing and parsing the
+XML, the part that must run in order) and a render cleans each article's wikitext (the
+expensive part), so the articles of one large dump can be cleaned on many workers.
+
 Main namespace only, redirects skipped; wikitext becomes plain text with links reduced to
 their anchor text and templates, references, comments, tables, categories and files removed.
 """
@@ -19,7 +23,7 @@ from mwparserfromhell.nodes import Node, Tag, Wikilink
 
 from pipelines.document import make_document
 from pipelines.recipe import ExtractConfig
-from pipelines.sources.base import Record, Rejected, base_name, cleaned, register
+from pipelines.sources.base import Raw, Record, Rejected, base_name, cleaned, register_split
 from pipelines.sources.xml_records import (
     Prolog,
     Skipped,
@@ -83,8 +87,26 @@ def wikitext_to_text(
     return _BLANK_LINES_RE.sub("\n\n", "\n".join(lines)).strip()
 
 
-@register("mediawiki")
-def read_mediawiki(path: str, source: str, fh: BinaryIO, limits: ExtractConfig) -> Iterator[Record]:
+@dataclass
+class WikiPage(Raw):
+    """An article as the scan leaves it: its document without text, and its wikitext."""
+
+    wikitext: str
+    prefixes: tuple[str, ...]  # of links to files and categories: they carry no text
+
+
+def render_page(page: WikiPage, limits: ExtractConfig) -> Record:
+    """The document of an article, its text cleaned from its wikitext (the expensive part)."""
+    wikitext, prefixes = page.wikitext, page.prefixes
+    return cleaned(page.row, limits, len(wikitext), lambda: wikitext_to_text(wikitext, prefixes))
+
+
+@register_split("mediawiki", render_page)
+def scan_mediawiki(
+    path: str, source: str, fh: BinaryIO, limits: ExtractConfig
+) -> Iterator[Record | WikiPage]:
+    """Every article of a dump as a WikiPage to render; redirects, pages over the size limit
+    and damage as rejections. Pages outside the main namespace are not documents at all."""
     name = base_name(path)
     site = _Site()
     pages = split_elements(
@@ -102,7 +124,7 @@ def read_mediawiki(path: str, source: str, fh: BinaryIO, limits: ExtractConfig) 
                 what = f"a <page> that does not parse ({exc})"
                 yield xml_damage(source, name, Skipped(piece.offset, len(piece.data), what))
                 continue
-            yield from _page(page, source, site, limits)
+            yield from _page(page, source, site)
 
 
 @dataclass
@@ -152,8 +174,8 @@ def _skipped_page(
     return xml_damage(source, name, piece)
 
 
-def _page(page: Element, source: str, site: _Site, limits: ExtractConfig) -> Iterator[Record]:
-    dbname, base_url, prefixes = site.dbname, site.base_url, site.prefixes
+def _page(page: Element, source: str, site: _Site) -> Iterator[Record | WikiPage]:
+    dbname, base_url = site.dbname, site.base_url
     title = _child_text(page, "title") or ""
     namespace = _child_text(page, "ns") or "0"
     page_id = _child_text(page, "id") or title
@@ -178,4 +200,4 @@ def _page(page: Element, source: str, site: _Site, limits: ExtractConfig) -> Ite
     if redirect or wikitext.lstrip().lower().startswith("#redirect"):
         yield Rejected(doc, "extract:redirect", title)
         return
-    yield cleaned(doc, limits, len(wikitext), lambda: wikitext_to_text(wikitext, prefixes))
+    yield WikiPage(doc, len(wikitext), wikitext, site.prefixes)

@@ -22,13 +22,13 @@ from pipelines.fetch import (
     parse_checksums,
 )
 from pipelines.recipe import ExtractConfig, FetchConfig, SourceConfig
-from pipelines.sources import ASSEMBLERS, READERS, Partial, Rejected, read_file
-from pipelines.sources.base import base_name, file_rejection
+from pipelines.sources import ASSEMBLERS, SPLIT_READERS, Partial, Rejected, read_or_scan
+from pipelines.sources.base import base_name, document_problem, file_rejection, render_batch
 from pipelines.sources.stackexchange import site_of
 from pipelines.stage import Stage, StageContext
 from pipelines.store import KEPT, REJECTED, WriteStage, file_metadata, file_problems
 
-DOCS, REJECTS, PARTIALS = KEPT, REJECTED, "partials"
+DOCS, REJECTS, PARTIALS, RAW = KEPT, REJECTED, "partials", "raw"
 
 
 def expand_inputs(ctx: StageContext, source: str) -> list[tuple[str, int | None, float | None]]:
@@ -94,7 +94,8 @@ def published_checksums(ctx: StageContext, source: str) -> dict[str, tuple[str, 
 
 
 class RouteRecords(beam.DoFn):
-    """Reads one file and sends documents, rejections and partial records to their outputs."""
+    """Reads one file and sends documents, rejections, partial records and batches of raw
+    records (of a two-phase reader) to their outputs."""
 
     def __init__(
         self,
@@ -123,7 +124,8 @@ class RouteRecords(beam.DoFn):
                 failed = file_rejection(path, self.source, "extract:fetch_failed", str(exc))
                 yield from route([failed], self.limits)
                 return
-        records = read_file(path, self.source, READERS[self.fmt], self.limits)
+        # A two-phase reader only scans here: its raw records come out in batches to render.
+        records = read_or_scan(path, self.source, self.fmt, self.limits)
         if self.licenses is not None:
             records = (self.check_license(r) for r in records)
         yield from route(records, self.limits, f"extract/{self.source}")
@@ -136,28 +138,14 @@ class RouteRecords(beam.DoFn):
         return record
 
 
-def document_problem(doc: dict[str, Any], limits: ExtractConfig) -> tuple[str, str] | None:
-    """Why an extracted document cannot go on, as (reason, detail), or None."""
-    text = doc.get("text") or ""
-    if not text.strip():
-        return "extract:empty_text", ""
-    if (
-        len(text) > limits.max_document_bytes // 4
-        and len(text.encode("utf-8")) > limits.max_document_bytes
-    ):
-        return "extract:too_large", f"over {limits.max_document_bytes} bytes"
-    replaced = text.count("\ufffd")
-    if replaced and replaced / len(text) > limits.max_invalid_char_fraction:
-        return "extract:invalid_utf8", f"{replaced} of {len(text)} characters undecodable"
-    return None
-
-
 def route(records, limits: ExtractConfig, namespace: str | None = None) -> Iterator[Any]:
-    """Documents to the main output, rejections and partial records to theirs; the damaged
+    """Documents to the main output, rejections, partial and raw records to theirs; the damaged
     input bytes that rejections stand for are counted (`skipped_bytes` in the manifest)."""
     for record in records:
         if isinstance(record, Partial):
             yield beam.pvalue.TaggedOutput(PARTIALS, (record.key, record.value))
+        elif isinstance(record, list):
+            yield beam.pvalue.TaggedOutput(RAW, record)
         elif isinstance(record, Rejected):
             if record.skipped_bytes and namespace:
                 beam.metrics.Metrics.counter(namespace, "skipped_bytes").inc(record.skipped_bytes)
@@ -228,12 +216,23 @@ class ExtractStage(Stage):
             pipeline
             | f"{source}/ListFiles" >> beam.Create(files)
             | f"{source}/SpreadFiles" >> beam.Reshuffle()
-            | f"{source}/Read" >> beam.ParDo(read).with_outputs(PARTIALS, REJECTS, main=DOCS)
+            | f"{source}/Read" >> beam.ParDo(read).with_outputs(PARTIALS, REJECTS, RAW, main=DOCS)
         )
         outputs = {KEPT: routed[DOCS], REJECTED: routed[REJECTS]}
+        limits, more = ctx.recipe.extract, {}
+        if fmt in SPLIT_READERS:  # one file's records rendered on many workers
+            render = SPLIT_READERS[fmt][1]
+            more["rendered"] = (
+                routed[RAW]
+                | f"{source}/SpreadRecords" >> beam.Reshuffle()
+                | f"{source}/Render"
+                >> beam.FlatMap(
+                    lambda batch: route(render_batch(render, batch, limits), limits)
+                ).with_outputs(REJECTS, main=DOCS)
+            )
         if fmt in ASSEMBLERS:
-            assemble, limits = ASSEMBLERS[fmt], ctx.recipe.extract
-            assembled = (
+            assemble = ASSEMBLERS[fmt]
+            more["assembled"] = (
                 routed[PARTIALS]
                 | f"{source}/GroupParts" >> beam.GroupByKey()
                 | f"{source}/Assemble"
@@ -241,6 +240,6 @@ class ExtractStage(Stage):
                     lambda kv, src=source: route(assemble(src, kv[0], kv[1], limits), limits)
                 ).with_outputs(REJECTS, main=DOCS)
             )
-            outputs[f"{KEPT}/assembled"] = assembled[DOCS]
-            outputs[f"{REJECTED}/assembled"] = assembled[REJECTS]
+        for name, stream in more.items():
+            outputs[f"{KEPT}/{name}"], outputs[f"{REJECTED}/{name}"] = stream[DOCS], stream[REJECTS]
         outputs | f"{source}/Write" >> WriteStage(ctx.store, self.name, source, "rows")
