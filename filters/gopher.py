@@ -7,6 +7,8 @@ carries the rule, the measured value and the threshold.
 
 from __future__ import annotations
 
+from itertools import compress
+from operator import not_
 from typing import Literal
 
 import numpy as np
@@ -23,7 +25,7 @@ from filters.base import (
     drop_if_below,
     register,
 )
-from filters.text import is_word, lines, paragraphs, tokens
+from filters.text import lines, paragraphs, split
 
 # Gopher: a document must contain at least two of these English words.
 STOP_WORDS = ("the", "be", "to", "of", "and", "that", "have", "with")
@@ -51,10 +53,11 @@ class GopherQualityConfig(FilterConfig):
 
 def gopher_quality(text: str, config: GopherQualityConfig) -> Verdict:
     """Gopher's quality rules, in the published order."""
-    toks = tokens(text)
+    split_text = split(text)
+    toks = split_text.all
     if not toks:
         return Verdict(False, "word_count", 0, "<", config.min_words)
-    words = [t for t in toks if is_word(t)]
+    words = split_text.words
     n_words = len(words)
     verdict = drop_if_below("word_count", n_words, config.min_words) or drop_if_above(
         "word_count", n_words, config.max_words
@@ -87,7 +90,12 @@ def gopher_quality(text: str, config: GopherQualityConfig) -> Verdict:
     )
     if verdict:
         return verdict
-    alpha = sum(1 for t in toks if not t.isdigit() and any(c.isalpha() for c in t))
+    # Tokens with a letter: the all-letter ones at C speed, the few others character by character
+    # (a token with a letter is never all digits).
+    all_letters = list(map(str.isalpha, toks))
+    alpha = sum(all_letters) + sum(
+        1 for t in compress(toks, map(not_, all_letters)) if len(t) > 1 and any(map(str.isalpha, t))
+    )
     verdict = drop_if_below("alpha_words_ratio", alpha / n_tokens, config.min_alpha_words_ratio)
     if verdict:
         return verdict
@@ -134,32 +142,46 @@ def _duplicates(items: list[str]) -> tuple[int, int]:
     return count, chars
 
 
-def _ngram_hashes(word_ids: np.ndarray, n: int) -> np.ndarray:
-    """One 64-bit hash per n-gram of word ids (a polynomial rolling hash, vectorized)."""
-    count = len(word_ids) - n + 1
-    hashes = np.zeros(count, dtype=np.uint64)
+def _ngram_hashes(word_ids: np.ndarray, n: int, starts: np.ndarray) -> np.ndarray:
+    """One 64-bit hash per n-gram of word ids starting at `starts` (a polynomial hash,
+    vectorized)."""
+    hashes = np.zeros(len(starts), dtype=np.uint64)
     with np.errstate(over="ignore"):
         for k in range(n):
-            hashes = hashes * np.uint64(0x100000001B3) + word_ids[k : k + count]
+            hashes = hashes * np.uint64(0x100000001B3) + word_ids[starts + k]
     return hashes
 
 
-def _duplicate_ngram_chars(hashes: np.ndarray, lengths: np.ndarray, n: int) -> int:
+def _top_ngram(hashes: np.ndarray) -> tuple[int, int]:
+    """(first position, count) of the most frequent n-gram; of equally frequent ones, the
+    smallest hash."""
+    ordered = np.sort(hashes)
+    firsts = np.flatnonzero(np.concatenate(([True], ordered[1:] != ordered[:-1])))
+    counts = np.diff(np.append(firsts, len(ordered)))
+    top = int(np.argmax(counts))
+    return int(np.argmax(hashes == ordered[firsts[top]])), int(counts[top])
+
+
+def _repeats(hashes: np.ndarray, starts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For the n-grams at `starts` (ascending): the starts of occurrences whose n-gram was seen
+    earlier, and the starts of every occurrence of an n-gram seen more than once."""
+    order = np.argsort(hashes, kind="stable")  # a group's occurrences stay in text order
+    same = hashes[order[1:]] == hashes[order[:-1]]
+    in_group = np.zeros(len(order), dtype=bool)
+    in_group[1:] |= same
+    in_group[:-1] |= same
+    return np.sort(starts[order[1:][same]]), np.sort(starts[order[in_group]])
+
+
+def _duplicate_ngram_chars(repeats: np.ndarray, prefix: np.ndarray, n: int) -> int:
     """Characters of the n-gram occurrences whose n-gram was seen earlier in the document,
-    scanning left to right and skipping past each repeat (so no character counts twice)."""
-    _, first = np.unique(hashes, return_index=True)
-    is_first = np.zeros(len(hashes), dtype=bool)
-    is_first[first] = True
-    repeats = np.flatnonzero(~is_first)
-    if not len(repeats):
-        return 0
-    # Character count of every n-gram window: prefix sums of word lengths.
-    prefix = np.concatenate(([0], np.cumsum(lengths)))
-    window_chars = prefix[n:] - prefix[:-n]
+    scanning left to right and skipping past each repeat (so no character counts twice);
+    `prefix` holds the cumulative word lengths."""
+    window_chars = prefix[repeats + n] - prefix[repeats]
     total, next_free = 0, -1
-    for i in repeats.tolist():  # only the repeats: few in normal text
+    for i, chars in zip(repeats.tolist(), window_chars.tolist(), strict=True):  # few
         if i >= next_free:
-            total += int(window_chars[i])
+            total += chars
             next_free = i + n
     return total
 
@@ -189,30 +211,33 @@ def gopher_repetition(text: str, config: GopherRepetitionConfig) -> Verdict:
     )
     if verdict:
         return verdict
-    words = tokens(text)
+    words = split(text).all
     if len(words) < 2:
         return KEEP
-    vocabulary: dict[str, int] = {}
-    word_ids = np.fromiter(
-        (vocabulary.setdefault(w, len(vocabulary)) for w in words), np.uint64, len(words)
-    )
+    # Word ids in order of first appearance, the dictionary built and read at C speed.
+    vocabulary = {word: index for index, word in enumerate(dict.fromkeys(words))}
+    word_ids = np.fromiter(map(vocabulary.__getitem__, words), np.uint64, len(words))
     lengths = np.fromiter(map(len, words), np.int64, len(words))
+    every_start = np.arange(len(words), dtype=np.int64)
     for n, limit in sorted(config.max_top_ngram_char_fraction.items()):
         if len(words) < n:
             continue
-        hashes = _ngram_hashes(word_ids, n)
-        values, first, counts = np.unique(hashes, return_index=True, return_counts=True)
-        top = int(np.argmax(counts))
-        start = int(first[top])
+        start, count = _top_ngram(_ngram_hashes(word_ids, n, every_start[: len(words) - n + 1]))
         # The n-gram as text ("w1 w2 ..."), times its count.
-        top_chars = (int(lengths[start : start + n].sum()) + n - 1) * int(counts[top])
+        top_chars = (int(lengths[start : start + n].sum()) + n - 1) * count
         verdict = drop_if_above(f"top_{n}gram_char_fraction", top_chars / n_chars, limit)
         if verdict:
             return verdict
+    prefix = np.concatenate(([0], np.cumsum(lengths)))
+    # Two occurrences of an n-gram begin with two occurrences of every shorter one: each longer
+    # n looks only at the starts where the shorter one repeated.
+    starts = every_start
     for n, limit in sorted(config.max_duplicate_ngram_char_fraction.items()):
-        if len(words) < n:
-            continue
-        repeated = _duplicate_ngram_chars(_ngram_hashes(word_ids, n), lengths, n)
+        starts = starts[starts <= len(words) - n]
+        if not len(starts):
+            break
+        repeats, starts = _repeats(_ngram_hashes(word_ids, n, starts), starts)
+        repeated = _duplicate_ngram_chars(repeats, prefix, n)
         verdict = drop_if_above(f"duplicate_{n}gram_char_fraction", repeated / n_chars, limit)
         if verdict:
             return verdict
@@ -221,4 +246,4 @@ def gopher_repetition(text: str, config: GopherRepetitionConfig) -> Verdict:
 
 def word_count(text: str) -> int:
     """Words (tokens with a letter or digit), as the quality rules count them."""
-    return sum(1 for t in tokens(text) if is_word(t))
+    return len(split(text).words)

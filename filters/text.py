@@ -25,13 +25,49 @@ _PARAGRAPHS_RE = re.compile(r"\n{2,}")
 _SENTENCE_END_RE = re.compile(r"[.!?…]+(?=[\s\"'”’)\]]|$)")
 
 
+class Tokens:
+    """A text's tokens, split once and shared by every rule that reads them: the Gopher quality
+    and repetition rules and the stored word count all see the same list."""
+
+    __slots__ = ("text", "all", "_words")
+
+    def __init__(self, text: str):
+        self.text = text
+        self.all: list[str] = _TOKEN_RE.findall(text)
+        self._words: list[str] | None = None
+
+    @property
+    def words(self) -> list[str]:
+        """The tokens that start with a letter, digit or underscore (not punctuation marks)."""
+        if self._words is None:
+            # `str.isalnum` or "_" on the first character is exactly what `\w` matches there.
+            self._words = [t for t in self.all if t[0].isalnum() or t[0] == "_"]
+        return self._words
+
+
+# The last text split, per process: the rules of one document's chain run one after another on
+# the same string object, so one entry is the whole cache. It holds a reference to the text, so
+# an identity match can never be a different string.
+_last = Tokens("")
+
+
+def split(text: str) -> Tokens:
+    """The text's Tokens, split once for consecutive calls on the same string."""
+    global _last
+    last = _last
+    if last.text is text:
+        return last
+    last = _last = Tokens(text)
+    return last
+
+
 def tokens(text: str) -> list[str]:
     """Word and punctuation tokens."""
-    return _TOKEN_RE.findall(text)
+    return split(text).all
 
 
 def is_word(token: str) -> bool:
-    """A token with at least one letter or digit (not a punctuation mark)."""
+    """A token that starts with a letter, digit or underscore (not a punctuation mark)."""
     return _WORD_CHAR_RE.match(token) is not None
 
 

@@ -79,10 +79,11 @@ class DecideFn(beam.DoFn):
     def process(self, table: pa.Table, source_statistics: Any = None) -> Iterator[Any]:
         statistics = source_statistics or {}
         texts = table.column("text").to_pylist()
-        decisions = [
-            self.decide({**row, "text": row["text"] or "", **statistics})
-            for row in table.to_pylist()
-        ]
+        decisions, words = [], []
+        for row in table.to_pylist():
+            decisions.append(self.decide({**row, "text": row["text"] or "", **statistics}))
+            # Counted right after the chain, which has just split this text into words.
+            words.append(word_count(decisions[-1].text))
         cleaned = [d.text for d in decisions]
         changed = sum(
             1
@@ -94,9 +95,7 @@ class DecideFn(beam.DoFn):
             table = table.set_column(
                 table.schema.get_field_index("text"), "text", pa.array(cleaned, pa.string())
             )
-        table = table.append_column(
-            "word_count", pa.array([word_count(t) for t in cleaned], pa.int32())
-        )
+        table = table.append_column("word_count", pa.array(words, pa.int32()))
         verdicts = [d.verdict for d in decisions]
         reasons = [None if d.verdict.keep else f"quality:{d.reason}" for d in decisions]
         yield from split_table(table, RowDecisions.of(verdicts, reasons), "quality")
