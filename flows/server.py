@@ -12,6 +12,7 @@ stops it last) and dies with the command that started it, SIGKILL included.
 from __future__ import annotations
 
 import _thread
+import http.client
 import os
 import signal
 import socket
@@ -49,8 +50,8 @@ def healthy(api_url: str) -> bool:
     try:
         with urllib.request.urlopen(f"{api_url}/health", timeout=2) as answer:
             return answer.status == 200
-    except (urllib.error.URLError, OSError):
-        return False
+    except (urllib.error.URLError, OSError, http.client.HTTPException):
+        return False  # nothing there, or something that does not speak HTTP took the port
 
 
 def port_free(host: str, port: int) -> bool:
