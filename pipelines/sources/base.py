@@ -9,7 +9,9 @@ import gzip
 import io
 import logging
 import lzma
+import queue
 import tarfile
+import threading
 import zlib
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -104,6 +106,60 @@ class _BombGuard(_CountingReader):
                     f"{self.limits.max_compression_ratio:.0f}x): a decompression bomb?"
                 )
         return n
+
+
+class ReadAhead(io.RawIOBase):
+    """A stream read one chunk ahead in a thread, so that decompressing the next chunk (the
+    decompressors let go of the GIL) overlaps the work done on this one. Every read must ask
+    for the same size: the chunks, and the error that damage raises, are then exactly those
+    of reading the stream itself."""
+
+    def __init__(self, fh: BinaryIO, depth: int = 2):
+        super().__init__()
+        self.fh = fh
+        self.size: int | None = None
+        self.ahead: queue.Queue[tuple[bytes, Exception | None]] = queue.Queue(depth)
+        self.last: tuple[bytes, Exception | None] | None = None  # EOF or the error, once seen
+        self.stopping = threading.Event()
+        self.thread: threading.Thread | None = None
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        if self.thread is None:
+            self.size = size
+            self.thread = threading.Thread(target=self._fill, name="read-ahead", daemon=True)
+            self.thread.start()
+        elif size != self.size:
+            raise ValueError(f"reads ahead {self.size} bytes at a time, asked for {size}")
+        data, error = self.last or self.ahead.get()
+        if error is not None or not data:
+            self.last = (data, error)
+        if error is not None:
+            raise error
+        return data
+
+    def _fill(self) -> None:
+        while not self.stopping.is_set():
+            try:
+                chunk: tuple[bytes, Exception | None] = (self.fh.read(self.size), None)
+            except Exception as exc:  # raised again in the reading thread, in its turn
+                chunk = (b"", exc)
+            while not self.stopping.is_set():
+                try:
+                    self.ahead.put(chunk, timeout=0.1)
+                    break
+                except queue.Full:
+                    continue
+            if chunk[1] is not None or not chunk[0]:
+                return
+
+    def close(self) -> None:
+        self.stopping.set()
+        if self.thread is not None:
+            self.thread.join()
+        super().close()
 
 
 def _decompressor(path: str, raw: BinaryIO) -> BinaryIO | None:

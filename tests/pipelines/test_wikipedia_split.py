@@ -2,6 +2,7 @@
 exactly what reading it in one go gives: the same documents and the same rejections."""
 
 import bz2
+import io
 import json
 import pickle
 
@@ -10,7 +11,7 @@ import pytest
 
 from pipelines.recipe import ExtractConfig, FetchConfig, SourceConfig
 from pipelines.sources import READERS, SPLIT_READERS, Raw, Rejected, read_file
-from pipelines.sources.base import batched, render_batch
+from pipelines.sources.base import ReadAhead, batched, render_batch
 from pipelines.sources.mediawiki import WikiPage
 from pipelines.stages.extract import RAW, REJECTS, RouteRecords, route
 
@@ -117,3 +118,35 @@ def test_a_batch_of_pages_survives_the_coder_between_workers():
     page = WikiPage({"id": "x", "origin": "xwiki:1"}, 5, "'''Words'''", ("file", "category"))
     coder = beam.coders.registry.get_coder(object)
     assert coder.decode(coder.encode([page, page])) == [page, page]
+
+
+class _Damaged:
+    """A stream that gives two chunks, then fails as a damaged bz2 stream does."""
+
+    def __init__(self):
+        self.chunks = [b"a" * 10, b"b" * 10]
+
+    def read(self, size):
+        if not self.chunks:
+            raise OSError("Invalid data stream")
+        return self.chunks.pop(0)[:size]
+
+
+def test_reading_ahead_gives_the_same_chunks_and_the_same_error_in_turn():
+    with ReadAhead(_Damaged()) as ahead:
+        assert [ahead.read(10), ahead.read(10)] == [b"a" * 10, b"b" * 10]
+        with pytest.raises(OSError, match="Invalid data stream"):
+            ahead.read(10)
+        with pytest.raises(OSError):  # and again: it does not read past the damage
+            ahead.read(10)
+    with ReadAhead(io.BytesIO(b"x" * 25)) as ahead:
+        assert [ahead.read(10) for _ in range(4)] == [b"x" * 10, b"x" * 10, b"x" * 5, b""]
+        with pytest.raises(ValueError):
+            ahead.read(3)  # another size would change where damage shows
+
+
+def test_reading_ahead_stops_when_the_reader_does():
+    ahead = ReadAhead(io.BytesIO(b"x" * 10_000))
+    assert ahead.read(10) == b"x" * 10
+    ahead.close()
+    assert not ahead.thread.is_alive()
