@@ -147,7 +147,6 @@ def ours(lid_path: str) -> dict[str, Callable[[list[str]], list[bool]]]:
 
 
 def datatrove(lid_path: str) -> dict[str, Callable[[list[str]], list[bool]]]:
-    import datatrove.utils._import_utils as datatrove_imports
     from datatrove.data import Document
     from datatrove.pipeline.filters import (
         C4QualityFilter,
@@ -155,16 +154,10 @@ def datatrove(lid_path: str) -> dict[str, Callable[[list[str]], list[bool]]]:
         GopherRepetitionFilter,
         LanguageFilter,
     )
-    from fasttext.FastText import _FastText
+    from peers import datatrove_here
 
-    # datatrove asks for the `fasttext-numpy2-wheel` distribution by name; `fasttext-numpy2`
-    # (ours) installs the same `fasttext` module, and two copies of it would clash.
-    is_available = datatrove_imports._is_distribution_available
-    datatrove_imports._is_distribution_available = lambda name: (
-        name == "fasttext-numpy2-wheel" or is_available(name)
-    )
+    datatrove_here(lid_path)  # the same local lid.176, no download
     language = LanguageFilter(languages=["en"], language_threshold=0.5)
-    language.model._model = _FastText(lid_path)  # the same local lid.176.ftz, no download
     filters = {
         "langid": language,
         "gopher_quality": GopherQualityFilter(),
