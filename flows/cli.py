@@ -55,7 +55,9 @@ def _parser() -> argparse.ArgumentParser:
     )
 
     plan = commands.add_parser(
-        "plan", help="the epochs per source a token budget gives (Table 1 for your data)"
+        "plan",
+        help="the epochs per source a token budget gives (Table 1 for your data), and the "
+        "core-hours by stage a text size costs",
     )
     plan.add_argument("recipe")
     plan.add_argument(
@@ -66,6 +68,19 @@ def _parser() -> argparse.ArgumentParser:
         help="tokens available in a source (e.g. commoncrawl=852.7B); default: the build's",
     )
     plan.add_argument("--total-tokens", help="the budget (default: mixture.total_tokens)")
+    plan.add_argument(
+        "--text",
+        nargs="+",
+        default=[],
+        metavar="SOURCE=SIZE",
+        help="bytes of document text in a source (e.g. commoncrawl=3.3T c4=783G): core-hours "
+        "by stage from the measured rates",
+    )
+    plan.add_argument(
+        "--paper",
+        action="store_true",
+        help="the paper's Table 1 sizes for the sources that are its corpora (--text overrides)",
+    )
 
     classifier = commands.add_parser(
         "train-quality-classifier",
@@ -273,7 +288,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
     recipe = load_recipe(args.recipe)
     total = parse_amount(args.total_tokens) if args.total_tokens else None
-    print_plan(recipe, total, args.tokens)
+    print_plan(recipe, total, args.tokens, args.text, args.paper)
     return 0
 
 
