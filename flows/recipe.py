@@ -23,4 +23,22 @@ def load_recipe(path: str | os.PathLike[str]) -> Recipe:
     if recipe.train.checkpoint_dir is not None:
         base = Path(path).resolve().parent
         recipe.train.checkpoint_dir = data_recipe.resolve_path(recipe.train.checkpoint_dir, base)
+    _give_filesystems_the_options(recipe)
     return recipe
+
+
+def _give_filesystems_the_options(recipe: Recipe) -> None:
+    """Beam's filesystems take their settings from the pipeline options (S3's refuses to work
+    without them), and the driver lists inputs and writes the workdir before any pipeline
+    exists: give them the recipe's runner options when it names an object store."""
+    locations = [recipe.workdir, *(p for s in recipe.sources.values() for p in s.inputs)]
+    if not any(data_recipe.is_uri(p) and not p.startswith(_NOT_BEAM) for p in locations):
+        return  # local paths and URLs only: nothing to set up, and no Beam import
+    from apache_beam.io.filesystems import FileSystems
+
+    from pipelines.beam_io import pipeline_options
+
+    FileSystems.set_options(pipeline_options(recipe))
+
+
+_NOT_BEAM = ("http://", "https://", "file://")

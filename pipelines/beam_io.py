@@ -19,7 +19,7 @@ def pipeline_options(recipe: Recipe, extra_flags: Sequence[str] = ()) -> Pipelin
     flags = [f"--runner={recipe.runner.name}"]
     for key, value in recipe.runner.options.items():
         if isinstance(value, bool):
-            flags.append(f"--{key}" if value else f"--no{key}")
+            flags.append(f"--{key}" if value else f"--no_{key}")  # Beam: --no_use_public_ips
         else:
             flags.append(f"--{key}={value}")
     return PipelineOptions([*flags, *extra_flags])

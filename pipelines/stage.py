@@ -183,7 +183,9 @@ def _counters(result: beam.runners.runner.PipelineResult, namespace: str) -> dic
     query = result.metrics().query(MetricsFilter().with_namespace(namespace))
     totals: dict[str, int] = {}
     for c in query["counters"]:  # the same counter in several steps adds up
-        totals[c.key.metric.name] = totals.get(c.key.metric.name, 0) + int(c.committed or 0)
+        # Committed values where the runner reports them; Flink reports attempted ones only.
+        value = c.committed if c.committed is not None else c.attempted
+        totals[c.key.metric.name] = totals.get(c.key.metric.name, 0) + int(value or 0)
     return totals
 
 
