@@ -16,6 +16,7 @@ import json
 import time
 import uuid
 from collections import Counter
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import apache_beam as beam
@@ -168,6 +169,24 @@ def file_problems(pattern: str) -> list[tuple[str, str]]:
             if "#file" in (row["origin"] or ""):
                 problems.append((row["reason"], row["detail"] or ""))
     return sorted(problems)
+
+
+def iter_rows(
+    path: str, columns: Sequence[str] | None = None, batch_rows: int = 256
+) -> Iterator[dict[str, Any]]:
+    """The rows of one Parquet file as dicts, in the file's order, a batch at a time (memory
+    bounded by a batch, not the file): the same values ReadStage(as_rows=True) gives. With
+    `columns`, only those of them the file has."""
+    with FileSystems.open(path) as fh:
+        # Page by page (no pre-buffering of whole column chunks): a large row group of text
+        # is never all in memory.
+        parquet = pq.ParquetFile(fh, pre_buffer=False, buffer_size=1 << 20)
+        if columns is not None:
+            names = set(parquet.schema_arrow.names)
+            columns = [c for c in columns if c in names]
+        batches = parquet.iter_batches(batch_size=batch_rows, columns=columns, use_threads=False)
+        for batch in batches:
+            yield from batch.to_pylist()
 
 
 def ipc_rows(pattern: str) -> int:
