@@ -7,7 +7,8 @@ what repeated local rounds reach, which is how the dedup stage computes it in Be
 round every undecided document whose higher-priority neighbours are all removed is kept, and
 every undecided document with a kept neighbour is removed. State travels with the node and
 news travels as messages to neighbours, one GroupByKey per round; nothing holds more than
-one document's neighbourhood. Every removed document has a kept neighbour above the
+one document's neighbourhood, and a node whose decision no news can change any more
+(`settled`) leaves the rounds. Every removed document has a kept neighbour above the
 threshold, so no removal lacks its surviving near-duplicate.
 """
 
@@ -41,7 +42,7 @@ def keep_priority(
 
 @dataclass
 class Node:
-    id: str
+    id: Any  # the document's id, or any key naming it uniquely
     priority: Priority
     neighbours: dict[str, tuple[Priority, float]]  # id -> (priority, similarity)
     status: str = UNDECIDED
@@ -61,6 +62,17 @@ class Node:
         if self.status == REMOVED and kept:
             # A better neighbour kept later: record the best one, as the greedy order would.
             self.kept_by = self.best_kept(kept)
+
+    def settled(self) -> bool:
+        """Whether no news can change this node any more: kept, or removed with every
+        neighbour of higher priority than its survivor already decided (only such a one,
+        kept later, would become its better survivor)."""
+        if self.status == KEPT:
+            return True
+        if self.status == REMOVED and self.kept_by is not None:
+            survivor = self.neighbours[self.kept_by[0]][0]
+            return all(n in self.known for n, (p, _) in self.neighbours.items() if p < survivor)
+        return False
 
     def step(self, messages: Iterable[tuple[str, str]]) -> bool:
         """One round: learn the neighbours' news, decide if possible; True if decided now."""

@@ -130,12 +130,10 @@ class Banding:
     bands: int
     rows: int
 
-    def keys(self, sig: np.ndarray) -> list[tuple[int, bytes]]:
-        """(band, bytes of the band's rows): documents sharing one are candidates."""
-        return [
-            (band, sig[band * self.rows : (band + 1) * self.rows].tobytes())
-            for band in range(self.bands)
-        ]
+    def band_rows(self, sig: np.ndarray) -> np.ndarray:
+        """The signature's rows band by band ([bands, rows]): documents whose rows are
+        equal in some band are candidates."""
+        return sig[: self.bands * self.rows].reshape(self.bands, self.rows)
 
     def candidate_probability(self, jaccard: float) -> float:
         return 1.0 - (1.0 - jaccard**self.rows) ** self.bands
@@ -162,6 +160,19 @@ def choose_banding(threshold: float, num_perm: int, max_miss: float = 0.001) -> 
     return best[1]
 
 
+def shared_rows(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Of the rows of a [n, width] array, those equal to at least one other: (their indices,
+    a bucket number per index; equal rows share one). The buckets of one LSH band."""
+    if len(rows) == 0:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    whole = np.ascontiguousarray(rows)
+    as_bytes = whole.view(np.dtype((np.void, whole.dtype.itemsize * whole.shape[1]))).ravel()
+    _, inverse, counts = np.unique(as_bytes, return_inverse=True, return_counts=True)
+    inverse = inverse.ravel()
+    members = np.flatnonzero(counts[inverse] > 1)
+    return members, inverse[members]
+
+
 def expected_misses(banding: Banding, jaccard: float) -> float:
     """Probability that a pair at this similarity never shares a band."""
     return 1.0 - banding.candidate_probability(jaccard)
@@ -174,6 +185,7 @@ __all__ = [
     "exact_jaccard",
     "expected_misses",
     "normalize_for_shingles",
+    "shared_rows",
     "shingle_hashes",
     "signature",
     "word_hashes",

@@ -1,50 +1,59 @@
 """dedup: CCNet line dedup (CommonCrawl), exact dedup, then MinHash-LSH near dedup with
 verified candidates and a distributed keep rule; sources can be deduplicated across each
-other (`dedup.cross_source`). The transforms are in pipelines/transforms/dedup.py and
-near_dedup.py; this module reads each group, composes them and writes each source.
+other (`dedup.cross_source`).
+
+Every group of the run goes through the same transforms (pipelines/transforms/dedup.py and
+near_dedup.py): the upstream files of all sources are numbered, and each shuffle carries doc
+keys (file, row) with hashes, signatures and decisions, never the documents. The rows are read
+from the quality stage's store again wherever a step needs their text, and at the end, one
+file per element, to be written kept or rejected. The keep/remove rounds carry only the nodes
+still open (see near_dedup.py); the manifest says how many rounds had any
+(`keep_remove_rounds`).
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 
 from pipelines.stage import Stage, StageContext, require_manifest
-from pipelines.store import KEPT, REJECTED, ReadStage, WriteStage
+from pipelines.store import KEPT, REJECTED, WriteStage, match_files
 from pipelines.transforms.dedup import (
-    ApplyNear,
+    ApplyVerdicts,
+    DedupFiles,
+    DedupGroup,
+    DedupSource,
     ExactDedup,
     KeepOrder,
     LineDedup,
     LineDedupConfig,
+    Signing,
+    Survey,
+    SurveyConfig,
+    Verdicts,
+    file_of,
+    row_of,
 )
 from pipelines.transforms.near_dedup import (
+    ROUND_COUNTER,
     ClusterSizes,
     KeepOrRemove,
     NearDedupConfig,
     NearDuplicates,
+    WriteClustersFn,
     decision,
+    rounds_used,
 )
 
 CLUSTERS_FILE = "clusters.json"
-
-
-@dataclass
-class _Group:
-    """One dedup group's branch of the pipeline, until its decisions are known."""
-
-    sources: list[str]
-    label: str
-    docs: Any  # after line and exact dedup
-    rejects: dict[str, list[Any]]  # per source: rejects of line dedup
-    exact_rejects: Any
-    threshold: float
-    nodes: Any = None  # near-duplicate nodes, when near dedup is on
+# One shuffle key per line group (and LSH band) for about this much text: a key's reducer
+# holds 16 bytes per line of its documents (~3M lines here), tens of MB. No result depends
+# on it.
+TEXT_CHARS_PER_SHARD = 200_000_000
 
 
 class DedupStage(Stage):
@@ -75,115 +84,90 @@ class DedupStage(Stage):
                     out.append(member)
         return out
 
+    def files(self, ctx: StageContext, sources: Sequence[str]) -> DedupFiles:
+        """The upstream files of every source that runs, numbered, with their groups."""
+        recipe = ctx.recipe
+        groups = [recipe.dedup_group(s) for s in sources if s == recipe.dedup_group(s)[0]]
+        group_of = {member: i for i, group in enumerate(groups) for member in group}
+        ordered = [member for group in groups for member in group]
+        paths, file_sources, chars = [], [], 0
+        for index, source in enumerate(ordered):
+            found = match_files(ctx.store.parts(self.upstream, source))
+            paths += found
+            file_sources += [index] * len(found)
+            manifest = ctx.store.read_manifest(self.upstream, source) or {}
+            chars += manifest.get("kept_text_chars", 0)
+        return DedupFiles(
+            tuple(paths),
+            tuple(file_sources),
+            tuple(
+                DedupSource(s, group_of[s], recipe.line_dedup(s), self.metrics_namespace(s))
+                for s in ordered
+            ),
+            tuple(
+                DedupGroup(tuple(g), recipe.dedup_threshold(g), self.metrics_namespace("+".join(g)))
+                for g in groups
+            ),
+            shards=1 + chars // TEXT_CHARS_PER_SHARD,
+        )
+
     def build(
         self, pipeline: beam.Pipeline, ctx: StageContext, sources: Sequence[str], prepared: Any
     ) -> None:
-        """Every group's line and exact dedup and near-duplicate nodes; one set of keep/remove
-        rounds for the nodes of all groups (the rounds' fixed cost is paid once, not once
-        per source); then each group's decisions applied and its sources written."""
-        groups = [
-            self._group(pipeline, ctx, ctx.recipe.dedup_group(s))
-            for s in sources
-            if s == ctx.recipe.dedup_group(s)[0]  # the group's first source builds it
-        ]
-        final = decisions = None
-        if ctx.recipe.dedup.near and groups:
-            nodes = [g.nodes for g in groups] | "Near/AllNodes" >> beam.Flatten()
-            final = nodes | "Near/Rounds" >> KeepOrRemove(ctx.recipe.dedup.rounds)
-            decisions = final | "Near/Decisions" >> beam.FlatMap(decision)
-        for group in groups:
-            self._write_group(pipeline, ctx, group, final, decisions)
-
-    def _group(self, pipeline: beam.Pipeline, ctx: StageContext, sources: list[str]) -> _Group:
-        recipe, settings = ctx.recipe, ctx.recipe.dedup
+        """Line, exact and near dedup of every group through one set of transforms (their
+        fixed cost is paid once, not once per source); then each file's rows read again,
+        decided, and written per source."""
+        settings = ctx.recipe.dedup
+        files = self.files(ctx, sources)
         order = KeepOrder(
             tuple(settings.keep), {s: i for i, s in enumerate(settings.source_priority)}
         )
-        label = "+".join(sources)
-        docs_by_source, rejects = [], {s: [] for s in sources}
-        for member in sources:
-            docs = pipeline | f"{member}/Read" >> ReadStage(
-                ctx.store, self.upstream, member, as_rows=True
-            )
-            if recipe.line_dedup(member):
-                config = LineDedupConfig(
-                    settings.line_groups,
-                    settings.min_words_after_lines,
-                    self.metrics_namespace(member),
-                )
-                lines = docs | f"{member}/Lines" >> LineDedup(config)
-                docs = lines[KEPT]
-                rejects[member].append(lines[REJECTED])
-            docs_by_source.append(docs)
-        docs = docs_by_source | f"{label}/Merge" >> beam.Flatten()
-        if settings.exact:
-            exact = docs | f"{label}/Exact" >> ExactDedup(order)
-            docs, exact_rejects = exact[KEPT], exact[REJECTED]
+        lines = LineDedupConfig(settings.line_groups, settings.min_words_after_lines)
+        signing = Signing(settings.ngram, settings.num_perm, settings.seed, settings.max_miss)
+        numbered = pipeline | "Files" >> beam.Create(files.numbered())
+        if any(s.lines for s in files.sources):
+            line_notes = numbered | "Lines" >> LineDedup(files, lines)
         else:
-            exact_rejects = pipeline | f"{label}/NoExact" >> beam.Create([])
-        group = _Group(
-            sources, label, docs, rejects, exact_rejects, recipe.dedup_threshold(sources)
-        )
+            line_notes = pipeline | "NoLines" >> beam.Create([])
+        config = SurveyConfig(lines, order, settings.exact, signing if settings.near else None)
+        survey = {"file": numbered, "lines": line_notes} | "Survey" >> Survey(files, config)
+        copies = survey["exact"] | "Exact" >> ExactDedup()
+        verdict_inputs = {"exact": copies}
         if settings.near:
-            near = NearDedupConfig(
-                group.threshold,
-                settings.ngram,
-                settings.num_perm,
-                settings.seed,
-                settings.verify,
-                settings.max_miss,
-                settings.bucket_all_pairs,
-                order,
-                self.metrics_namespace(label),
+            near = NearDedupConfig(signing, settings.verify, settings.bucket_all_pairs, order)
+            skip = copies | "SkipCopies" >> beam.Map(lambda c: (file_of(c[0]), row_of(c[0])))
+            nodes = {
+                "bands": survey["bands"],
+                "file": numbered,
+                "cuts": survey["cuts"],
+                "skip": skip,
+            } | "Near" >> NearDuplicates(files, lines, near)
+            final = nodes | "Rounds" >> KeepOrRemove(
+                settings.rounds, lambda key, f=files: f.source_of(key).namespace
             )
-            group.nodes = docs | f"{label}/Near" >> NearDuplicates(near)
-        return group
-
-    def _write_group(self, pipeline, ctx: StageContext, group: _Group, final, decisions) -> None:
-        label, sources = group.label, group.sources
-        if decisions is not None:
-            applied = {
-                "docs": group.docs,
-                "exact_rejects": group.exact_rejects,
-                "decisions": decisions,
-            } | f"{label}/ApplyNear" >> ApplyNear(group.threshold)
-            kept, near_rejects, exact_rejects = applied[KEPT], applied[REJECTED], applied["exact"]
-            members = set(sources)
+            verdict_inputs["decisions"] = final | "Decisions" >> beam.FlatMap(decision)
+            clusters = [
+                ctx.store.path(self.name, g.sources[0], CLUSTERS_FILE) for g in files.groups
+            ]
             (
                 final
-                | f"{label}/GroupNodes"
-                >> beam.Filter(lambda n, m=members: n.id.split("/", 1)[0] in m)
-                | f"{label}/Clusters" >> ClusterSizes()
-                | f"{label}/WriteClusters"
-                >> beam.io.WriteToText(
-                    ctx.store.path(self.name, sources[0], CLUSTERS_FILE), shard_name_template=""
-                )
+                | "Clusters" >> ClusterSizes(files.group_index)
+                | "WriteClusters" >> beam.ParDo(WriteClustersFn(clusters))
             )
-        else:
-            kept, exact_rejects = group.docs, group.exact_rejects
-            near_rejects = pipeline | f"{label}/NoNear" >> beam.Create([])
-        n = len(sources)
-        kept_parts = kept | f"{label}/SplitKept" >> beam.Partition(_by_source, n, sources)
-        exact_parts = exact_rejects | f"{label}/SplitExact" >> beam.Partition(
-            _by_source, n, sources
+        verdicts = verdict_inputs | "Verdicts" >> Verdicts()
+        outputs = {"file": numbered, "cuts": survey["cuts"], "verdicts": verdicts} | "Apply" >> (
+            ApplyVerdicts(files, lines)
         )
-        near_parts = near_rejects | f"{label}/SplitNear" >> beam.Partition(_by_source, n, sources)
-        for i, member in enumerate(sources):
-            namespace = self.metrics_namespace(member)
-            if ctx.recipe.dedup.exact:
-                exact_parts[i] | f"{member}/CountExact" >> beam.Map(
-                    _count, namespace, "removed_exact"
-                )
-            near_parts[i] | f"{member}/CountNear" >> beam.Map(_count, namespace, "removed_near")
-            outputs = {KEPT: kept_parts[i], f"{REJECTED}/exact": exact_parts[i]}
-            outputs[f"{REJECTED}/near"] = near_parts[i]
-            for k, lines in enumerate(group.rejects[member]):
-                outputs[f"{REJECTED}/lines{k}"] = lines
-            outputs | f"{member}/Write" >> WriteStage(ctx.store, self.name, member, "rows")
+        for i, source in enumerate(files.sources):
+            {KEPT: outputs[f"{KEPT}{i}"], REJECTED: outputs[f"{REJECTED}{i}"]} | (
+                f"{source.name}/Write" >> WriteStage(ctx.store, self.name, source.name, "rows")
+            )
 
     def summarize(
         self, ctx: StageContext, source: str, metrics: dict[str, int], prepared: Any
     ) -> dict[str, Any]:
+        rounds = rounds_used(metrics)
+        metrics = {k: v for k, v in metrics.items() if not k.startswith(ROUND_COUNTER)}
         summary = super().summarize(ctx, source, metrics, prepared)
         group = ctx.recipe.dedup_group(source)
         path = ctx.store.path(self.name, group[0], CLUSTERS_FILE)
@@ -200,13 +184,8 @@ class DedupStage(Stage):
         }
         summary["group"] = group
         summary["cluster_sizes"] = histogram  # near-duplicate clusters (kept + removed) by size
+        if ctx.recipe.dedup.near:
+            summary.setdefault("candidate_pairs", 0)
+            summary.setdefault("verified_pairs", 0)
+            summary["keep_remove_rounds"] = rounds  # rounds that had any of its documents
         return summary
-
-
-def _by_source(doc: dict[str, Any], partitions: int, sources: list[str]) -> int:
-    return sources.index(doc["source"])
-
-
-def _count(doc: dict[str, Any], namespace: str, name: str) -> dict[str, Any]:
-    beam.metrics.Metrics.counter(namespace, name).inc()
-    return doc

@@ -1,60 +1,99 @@
 """MinHash-LSH near dedup as transforms: candidate pairs from LSH buckets, verified by their
 Jaccard similarity, then every document with verified neighbours decided kept or removed in
-distributed rounds (see dedup/cluster.py for the rule each node applies)."""
+distributed rounds (see dedup/cluster.py for the rule each node applies).
+
+As in dedup.py, documents travel as doc keys (file, row), never as rows:
+
+  NearDuplicates the survey's packed (band rows, doc) arrays by (group, band, shard) ->
+                 GroupByKey -> buckets of 2+ documents -> their members' files read again
+                 for their priorities and shingles -> (bucket, (priority, doc)) ->
+                 GroupByKey -> candidate pairs -> Distinct -> two CoGroupByKeys with the
+                 shingles -> verified edges -> GroupByKey -> per-document neighbourhoods
+  KeepOrRemove   rounds of local decisions, one GroupByKey each, the rest finished in order
+
+Stopping early. A Beam graph is fixed before it runs, so the rounds cannot be cut short by
+what they find; instead a node leaves the rounds as soon as nothing can change it any more
+(kept, or removed and every neighbour that could name it a better survivor decided), and
+each round carries only the nodes still open and the news sent to them. Each round decides
+at least the best open node, so once a round decides nothing, no node is open and every
+later round is an empty GroupByKey; with no candidate pairs at all, every round is empty from
+the start. This is correct on any runner (a node's decision never depends on the round
+count), gives the same decisions as running every node through every round, and costs a
+distributed runner only the empty stages. Only the nodes still open after `rounds` rounds
+(long chains of alternating priority) meet on one key, to be finished in priority order.
+"""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import apache_beam as beam
 import numpy as np
+from apache_beam.io.filesystems import FileSystems
 
 from dedup.cluster import KEPT, REMOVED, UNDECIDED, Node, resolve_locally
-from dedup.minhash import choose_banding, estimated_jaccard, exact_jaccard, shingle_hashes
+from dedup.minhash import estimated_jaccard, exact_jaccard, shared_rows, shingle_hashes
 from dedup.minhash import signature as minhash_signature
-from pipelines.transforms.dedup import KeepOrder
+from pipelines.transforms.dedup import (
+    PRIORITY_COLUMNS,
+    DedupFiles,
+    KeepOrder,
+    LineDedupConfig,
+    Signing,
+    cut_documents,
+    file_of,
+    row_of,
+)
 
 
 @dataclass(frozen=True)
 class NearDedupConfig:
-    threshold: float  # Jaccard similarity of word n-gram shingles
-    ngram: int
-    num_perm: int
-    seed: int
+    signing: Signing  # shingles, MinHash and LSH bands (the survey computes the bands)
     verify: str  # "exact" (on the shingles) or "estimated" (on the signatures)
-    max_miss: float  # the banding misses a pair at the threshold at most this often
     bucket_all_pairs: int  # larger buckets pair each member with their top members only
     order: KeepOrder
-    namespace: str  # where candidate_pairs and verified_pairs are counted
 
 
-class SignatureFn(beam.DoFn):
-    """doc -> ("payload", (id, shingles or signature bytes)) and its (band, rows) keys."""
-
-    def __init__(self, config: NearDedupConfig):
-        self.config = config
-
-    def setup(self) -> None:
-        c = self.config
-        self.banding = choose_banding(c.threshold, c.num_perm, c.max_miss)
-
-    def process(self, doc: dict[str, Any]) -> Iterator[Any]:
-        c = self.config
-        shingles = shingle_hashes(doc["text"] or "", c.ngram)
-        if shingles.size == 0:
-            return
-        sig = minhash_signature(shingles, c.num_perm, c.seed)
-        priority = c.order.priority(doc)
-        payload = shingles if c.verify == "exact" else sig
-        yield beam.pvalue.TaggedOutput("payload", (doc["id"], payload.tobytes()))
-        for band, rows in self.banding.keys(sig):
-            yield (band, rows), (priority, doc["id"])
+def _bucket_members(item) -> Iterator[tuple[int, tuple[int, ...]]]:
+    """(doc key, bucket) for the documents of a band's buckets that hold two or more."""
+    shuffle_key, packs = item
+    packs = list(packs)
+    rows = np.concatenate([p[0] for p in packs])
+    keys = np.concatenate([p[1] for p in packs])
+    members, buckets = shared_rows(rows)
+    for member, bucket in zip(members.tolist(), buckets.tolist(), strict=True):
+        yield int(keys[member]), (*shuffle_key, bucket)
 
 
-def _bucket_pairs(item, all_pairs: int) -> Iterator[tuple[str, str, tuple, tuple]]:
+class CandidateFn(beam.DoFn):
+    """A file with its cuts, candidate rows and exact copies ("skip") -> (doc key,
+    shingles or signature bytes), and (doc key, priority) under "priority", for each
+    candidate that is not an exact copy (those leave their buckets for lack of a priority)."""
+
+    def __init__(self, files: DedupFiles, lines: LineDedupConfig, config: NearDedupConfig):
+        self.files, self.lines, self.config = files, lines, config
+
+    def process(self, item) -> Iterator[Any]:
+        s, order = self.config.signing, self.config.order
+        candidates = set(item[1]["candidates"]) - set(item[1]["skip"])
+        # A file without candidates is not read.
+        documents = (
+            cut_documents(self.files, self.lines, item, PRIORITY_COLUMNS) if candidates else ()
+        )
+        for key, _, doc, _ in documents:
+            if row_of(key) not in candidates:
+                continue
+            payload = shingle_hashes(doc["text"] or "", s.ngram)
+            if self.config.verify != "exact":
+                payload = minhash_signature(payload, s.num_perm, s.seed)
+            yield beam.pvalue.TaggedOutput("priority", (key, order.priority(doc)))
+            yield key, payload.tobytes()
+
+
+def _bucket_pairs(item, all_pairs: int) -> Iterator[tuple[Any, Any, tuple, tuple]]:
     """Candidate pairs of a bucket, higher priority first in each pair."""
     _, members = item
     members = sorted(set(members))
@@ -64,6 +103,13 @@ def _bucket_pairs(item, all_pairs: int) -> Iterator[tuple[str, str, tuple, tuple
     for i, (pa, a) in enumerate(anchors):
         for pb, b in members[i + 1 :]:
             yield a, b, pa, pb
+
+
+def _in_buckets(item) -> Iterator[tuple[tuple[int, ...], tuple[tuple, int]]]:
+    key, joined = item
+    for priority in joined["priority"]:  # none for an exact copy: it leaves its buckets
+        for bucket in joined["bucket"]:
+            yield bucket, (priority, key)
 
 
 def _attach_first(item) -> Iterator[Any]:
@@ -76,149 +122,201 @@ def _attach_first(item) -> Iterator[Any]:
 
 
 class VerifyFn(beam.DoFn):
-    """Confirms each candidate pair by its Jaccard similarity; emits verified edges."""
+    """Confirms each candidate pair by its Jaccard similarity; emits verified edges, each end
+    (doc key, (neighbour, neighbour's priority, similarity, own priority))."""
 
-    def __init__(self, config: NearDedupConfig):
-        self.config = config
+    def __init__(self, files: DedupFiles, config: NearDedupConfig):
+        self.files, self.config = files, config
 
     def process(self, item) -> Iterator[Any]:
-        doc_id, joined = item
-        payloads = list(joined["payload"])
-        if not payloads:
-            return
+        key, joined = item
+        payloads = list(joined["payload"])  # none: a key with no candidate document
         exact = self.config.verify == "exact"
         dtype = np.uint64 if exact else np.uint32
-        mine = np.frombuffer(payloads[0], dtype=dtype)
         measure = exact_jaccard if exact else estimated_jaccard
+        group = self.files.group_of(key)
         checked = confirmed = 0
-        for a, pa, pb, other in joined["half"]:
+        for a, pa, pb, other in joined["half"] if payloads else ():
             checked += 1
+            mine = np.frombuffer(payloads[0], dtype=dtype)
             similarity = measure(np.frombuffer(other, dtype=dtype), mine)
-            if similarity >= self.config.threshold:
+            if similarity >= group.threshold:
                 confirmed += 1
-                yield a, (doc_id, pb, similarity)
-                yield doc_id, (a, pa, similarity)
-        beam.metrics.Metrics.counter(self.config.namespace, "candidate_pairs").inc(checked)
-        beam.metrics.Metrics.counter(self.config.namespace, "verified_pairs").inc(confirmed)
+                yield a, (key, pb, similarity, pa)
+                yield key, (a, pa, similarity, pb)
+        beam.metrics.Metrics.counter(group.namespace, "candidate_pairs").inc(checked)
+        beam.metrics.Metrics.counter(group.namespace, "verified_pairs").inc(confirmed)
 
 
-def _node_of(item) -> Iterator[tuple[str, Node]]:
-    doc_id, joined = item
-    links = list(joined["links"])
-    if not links:
-        return
-    (priority,) = joined["priority"]
-    neighbours = {}
-    for other, other_priority, similarity in links:
-        neighbours[other] = (other_priority, similarity)
-    yield doc_id, Node(doc_id, priority, neighbours)
+def _node_of(item) -> tuple[int, Node]:
+    key, links = item
+    links = list(links)
+    neighbours = {other: (other_priority, sim) for other, other_priority, sim, _ in links}
+    return key, Node(key, links[0][3], neighbours)
 
 
 class NearDuplicates(beam.PTransform):
-    """Documents -> (id, Node): the documents that have verified near-duplicates, undecided,
-    each with its neighbours' priorities and similarities."""
+    """{"bands": the survey's band rows, "file": every (file number, None), "cuts": the
+    survey's cuts, "skip": (file number, row) of exact copies} -> (doc key, Node): the
+    documents that have verified near-duplicates, undecided, each with its neighbours'
+    priorities and similarities.
 
-    def __init__(self, config: NearDedupConfig):
+    Exact copies are in the bands too (the survey reads each text once, before exact dedup
+    has decided); they leave every bucket before its pairs are formed, so the pairs are
+    those of the documents exact dedup keeps."""
+
+    def __init__(self, files: DedupFiles, lines: LineDedupConfig, config: NearDedupConfig):
         super().__init__()
-        self.config = config
+        self.files, self.lines, self.config = files, lines, config
 
-    def expand(self, docs: beam.PCollection) -> beam.PCollection:
-        config = self.config
-        signed = docs | "Sign" >> beam.ParDo(SignatureFn(config)).with_outputs(
-            "payload", main="bands"
+    def expand(self, inputs: dict[str, beam.PCollection]) -> beam.PCollection:
+        files, lines, config = self.files, self.lines, self.config
+        members = (
+            inputs["bands"]
+            | "Buckets" >> beam.GroupByKey()
+            | "SharedBuckets" >> beam.FlatMap(_bucket_members)
+        )
+        candidates = (
+            {
+                "file": inputs["file"],
+                "cuts": inputs["cuts"],
+                "skip": inputs["skip"],
+                "candidates": members
+                | "ByFile" >> beam.Map(lambda m: (file_of(m[0]), row_of(m[0]))),
+            }
+            | "JoinCandidates" >> beam.CoGroupByKey()
+            | "ReadCandidates"
+            >> beam.ParDo(CandidateFn(files, lines, config)).with_outputs(
+                "priority", main="payload"
+            )
         )
         pairs = (
-            signed["bands"]
-            | "Buckets" >> beam.GroupByKey()
+            {"bucket": members, "priority": candidates["priority"]}
+            | "JoinPriorities" >> beam.CoGroupByKey()
+            | "IntoBuckets" >> beam.FlatMap(_in_buckets)
+            | "GroupBuckets" >> beam.GroupByKey()
             | "Pairs" >> beam.FlatMap(_bucket_pairs, config.bucket_all_pairs)
             | "DistinctPairs" >> beam.Distinct()
         )
         half = (
             {
                 "pairs": pairs | "ByFirst" >> beam.Map(lambda p: (p[0], p)),
-                "payload": signed["payload"],
+                "payload": candidates["payload"],
             }
             | "JoinFirst" >> beam.CoGroupByKey()
             | "AttachFirst" >> beam.FlatMap(_attach_first)
         )
-        edges = (
-            {"half": half, "payload": signed["payload"]}
-            | "JoinSecond" >> beam.CoGroupByKey()
-            | "Verify" >> beam.ParDo(VerifyFn(config))
-        )
-        priorities = docs | "Priority" >> beam.Map(lambda d: (d["id"], config.order.priority(d)))
         return (
-            {"links": edges, "priority": priorities}
-            | "Neighbourhoods" >> beam.CoGroupByKey()
-            | "Nodes" >> beam.FlatMap(_node_of)
+            {"half": half, "payload": candidates["payload"]}
+            | "JoinSecond" >> beam.CoGroupByKey()
+            | "Verify" >> beam.ParDo(VerifyFn(files, config))
+            | "Neighbourhoods" >> beam.GroupByKey()
+            | "Nodes" >> beam.Map(_node_of)
         )
 
 
-class StepFn(beam.DoFn):
-    """One keep/remove round: a node learns its neighbours' news and decides if it can."""
-
-    def process(self, item) -> Iterator[Any]:
-        doc_id, joined = item
-        (node,) = joined["node"]
-        if node.step(joined["news"]):
-            for neighbour in node.neighbours:
-                yield beam.pvalue.TaggedOutput("news", (neighbour, (node.id, node.status)))
-        yield doc_id, node
+# -- keep/remove rounds -----------------------------------------------------------------------
+_NODE, _NEWS, _DONE, _OPEN = "node", "news", "done", "open"
+ROUND_COUNTER = "keep_remove_round"  # + the round's number: nodes still in that round
 
 
-def _deliver(item) -> Node:
+def _node_and_news(values: Iterable[tuple[str, Any]]) -> tuple[Node | None, list]:
+    node, news = None, []
+    for tag, value in values:
+        if tag == _NODE:
+            node = value
+        else:
+            news.append(value)
+    return node, news
+
+
+def _step(item, round_no: int, namespace_of: Callable[[Any], str] | None) -> Iterator[Any]:
+    """One keep/remove round: a node learns its neighbours' news and decides if it can; it
+    stays in the rounds (main output) until nothing can change it, then goes to "done"."""
+    key, values = item
+    node, news = _node_and_news(values)
+    if node is None:
+        return  # news for a node that has left the rounds: it changes nothing there
+    if namespace_of is not None:
+        counter = f"{ROUND_COUNTER}{round_no:03d}"
+        beam.metrics.Metrics.counter(namespace_of(node.id), counter).inc()
+    if node.step(news):
+        for neighbour in node.neighbours:
+            yield neighbour, (_NEWS, (node.id, node.status))
+    if node.settled():
+        yield beam.pvalue.TaggedOutput(_DONE, node)
+    else:
+        yield key, (_NODE, node)
+
+
+def _deliver(item) -> Iterator[Any]:
     """The last round's news, taken in without deciding: a decision now would reach nobody."""
-    _, joined = item
-    (node,) = joined["node"]
-    node.absorb(joined["news"])
-    return node
+    node, news = _node_and_news(item[1])
+    if node is None:
+        return
+    node.absorb(news)
+    yield beam.pvalue.TaggedOutput(_OPEN, (_OPEN, node)) if node.status == UNDECIDED else node
 
 
-def _finish(nodes: Iterable[Node]) -> Iterator[Node]:
-    nodes = list(nodes)
+def _finish(item) -> Iterator[Node]:
+    nodes = list(item[1])
     resolve_locally(nodes)
     yield from nodes
 
 
 class KeepOrRemove(beam.PTransform):
-    """(id, Node) -> every Node kept or removed: `rounds` rounds of local decisions, then the
-    few left finished in priority order. Nodes of different groups never link, so the nodes of
-    every group of a pipeline can go through the same rounds."""
+    """(id, Node) -> every Node kept or removed: at most `rounds` rounds of local decisions,
+    then the few left open finished in priority order. Nodes of different groups never link,
+    so the nodes of every group of a pipeline can go through the same rounds. With
+    `namespace_of(node id)`, counts the nodes in each round (`ROUND_COUNTER` + its number)."""
 
-    def __init__(self, rounds: int):
+    def __init__(self, rounds: int, namespace_of: Callable[[Any], str] | None = None):
         super().__init__()
-        self.rounds = rounds
+        self.rounds, self.namespace_of = rounds, namespace_of
 
     def expand(self, nodes: beam.PCollection) -> beam.PCollection:
-        news = nodes | "NoNews" >> beam.FlatMap(lambda _: [])
+        live = nodes | "Tag" >> beam.Map(lambda kv: (kv[0], (_NODE, kv[1])))
+        done = []
         for r in range(self.rounds):
             stepped = (
-                {"node": nodes, "news": news}
-                | f"Round{r}" >> beam.CoGroupByKey()
-                | f"Step{r}" >> beam.ParDo(StepFn()).with_outputs("news", main="nodes")
+                live
+                | f"Round{r}" >> beam.GroupByKey()
+                | f"Step{r}"
+                >> beam.FlatMap(_step, r, self.namespace_of).with_outputs(_DONE, main="live")
             )
-            nodes, news = stepped["nodes"], stepped["news"]
-        return (
-            {"node": nodes, "news": news}
-            | "LastNews" >> beam.CoGroupByKey()
-            | "Deliver" >> beam.Map(_deliver)
-            # Nodes still undecided (long chains of alternating priority) finish in order; a
-            # single key, but only they and their links travel there.
-            | "KeyUndecided" >> beam.Map(lambda n: (("open" if n.status == UNDECIDED else n.id), n))
-            | "GroupUndecided" >> beam.GroupByKey()
-            | "Finish" >> beam.FlatMap(lambda item: _finish(item[1]))
+            live = stepped["live"]
+            done.append(stepped[_DONE])
+        delivered = (
+            live
+            | "LastNews" >> beam.GroupByKey()
+            | "Deliver" >> beam.FlatMap(_deliver).with_outputs(_OPEN, main="decided")
         )
+        # Nodes still open (long chains of alternating priority) finish in order; a single
+        # key, but only they travel there.
+        finished = (
+            delivered[_OPEN] | "GroupOpen" >> beam.GroupByKey() | "Finish" >> beam.FlatMap(_finish)
+        )
+        return (*done, delivered["decided"], finished) | "AllDecided" >> beam.Flatten()
 
 
-def decision(node: Node) -> Iterator[tuple[str, Any]]:
-    """(id, (kept id, similarity)) for a removed node, (id, None) for a kept one."""
+def rounds_used(metrics: dict[str, int]) -> int:
+    """How many rounds had nodes, from the counters KeepOrRemove left."""
+    used = [
+        int(name[len(ROUND_COUNTER) :]) + 1 for name in metrics if name.startswith(ROUND_COUNTER)
+    ]
+    return max(used, default=0)
+
+
+def decision(node: Node) -> Iterator[tuple[Any, Any]]:
+    """(id, (kept document's id, similarity)) for a removed node, (id, None) for a kept one."""
     if node.status == REMOVED:
-        yield node.id, node.kept_by
+        kept, similarity = node.kept_by
+        yield node.id, (node.neighbours[kept][0][-1], similarity)  # a priority ends with the id
     elif node.status == KEPT:
         yield node.id, None
 
 
-def cluster_member(node: Node) -> Iterator[str]:
+def cluster_member(node: Node) -> Iterator[Any]:
     """The id of the cluster (its survivor) a decided node belongs to."""
     if node.status == KEPT:
         yield node.id
@@ -227,17 +325,39 @@ def cluster_member(node: Node) -> Iterator[str]:
 
 
 class ClusterSizes(beam.PTransform):
-    """Decided nodes -> one JSON object: how many near-duplicate clusters (kept + removed)
-    there are of each size."""
+    """Decided nodes -> (group, JSON object): how many near-duplicate clusters (kept +
+    removed) of each size a group has; `group_of(node id)` names the group (one by default)."""
+
+    def __init__(self, group_of: Callable[[Any], int] | None = None):
+        super().__init__()
+        self.group_of = group_of or (lambda _: 0)
 
     def expand(self, nodes: beam.PCollection) -> beam.PCollection:
+        group_of = self.group_of
         return (
             nodes
-            | "ClusterOf" >> beam.FlatMap(cluster_member)
+            | "ClusterOf"
+            >> beam.FlatMap(lambda n: ((group_of(n.id), c) for c in cluster_member(n)))
             | "ClusterSizes" >> beam.combiners.Count.PerElement()
-            | "SizeOnly" >> beam.Map(lambda kv: kv[1])
+            | "GroupAndSize" >> beam.Map(lambda kv: (kv[0][0], kv[1]))
             | "Histogram" >> beam.combiners.Count.PerElement()
-            | "AllSizes" >> beam.combiners.ToList()
+            | "ByGroup" >> beam.Map(lambda kv: (kv[0][0], (kv[0][1], kv[1])))
+            | "PerGroup" >> beam.GroupByKey()
             | "HistogramJson"
-            >> beam.Map(lambda pairs: json.dumps({str(k): v for k, v in sorted(pairs)}))
+            >> beam.MapTuple(
+                lambda g, pairs: (g, json.dumps({str(k): v for k, v in sorted(pairs)}))
+            )
         )
+
+
+class WriteClustersFn(beam.DoFn):
+    """(group, JSON) -> the group's cluster file (`paths` by group)."""
+
+    def __init__(self, paths: list[str]):
+        self.paths = paths
+
+    def process(self, item: tuple[int, str]) -> Iterator[str]:
+        group, histogram = item
+        with FileSystems.create(self.paths[group]) as fh:
+            fh.write((histogram + "\n").encode())
+        yield self.paths[group]

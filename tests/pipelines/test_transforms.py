@@ -14,6 +14,7 @@ import unicodedata
 import apache_beam as beam
 import numpy as np
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from apache_beam.metrics.metric import MetricsFilter
 from apache_beam.testing.test_pipeline import TestPipeline as BeamTestPipeline
@@ -43,11 +44,21 @@ from pipelines.store import (
     reject_reasons,
 )
 from pipelines.transforms.dedup import (
-    ApplyNear,
+    ApplyVerdicts,
+    DedupFiles,
+    DedupGroup,
+    DedupSource,
     ExactDedup,
     KeepOrder,
     LineDedup,
     LineDedupConfig,
+    Signing,
+    Survey,
+    SurveyConfig,
+    Verdicts,
+    doc_key,
+    file_of,
+    row_of,
 )
 from pipelines.transforms.mixing import (
     Instance,
@@ -59,11 +70,13 @@ from pipelines.transforms.mixing import (
     WriteShards,
 )
 from pipelines.transforms.near_dedup import (
+    ROUND_COUNTER,
     ClusterSizes,
     KeepOrRemove,
     NearDedupConfig,
     NearDuplicates,
     decision,
+    rounds_used,
 )
 from pipelines.transforms.quality import QualityFiltering, QualityFilters
 
@@ -100,6 +113,71 @@ def rejection(row: dict) -> tuple:
     return row["id"], row["reason"], row["duplicate_of"], row["value"], row["threshold"]
 
 
+# -- dedup: documents in store files, read again by the transforms ------------------------------
+def store_files(
+    tmp_path,
+    sources: dict[str, list[list[dict]]],
+    groups: list[list[str]] | None = None,
+    lines: frozenset[str] = frozenset(),
+    namespace: str = "dedup",
+) -> DedupFiles:
+    """Each source's files (lists of documents) written as the quality stage writes them,
+    numbered as the dedup stage numbers them: one group per source unless `groups`."""
+    groups = groups or [[s] for s in sources]
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    group_of = {s: i for i, group in enumerate(groups) for s in group}
+    paths, file_sources = [], []
+    for index, (name, files) in enumerate(sources.items()):
+        for k, docs in enumerate(files):
+            path = tmp_path / f"{name}-{k}.parquet"
+            if not path.exists():
+                table = pa.Table.from_pylist(docs, schema=document_schema("quality"))
+                pq.write_table(table, path)
+            paths.append(str(path))
+            file_sources.append(index)
+    return DedupFiles(
+        tuple(paths),
+        tuple(file_sources),
+        tuple(
+            DedupSource(name, group_of[name], name in lines, f"{namespace}/{name}")
+            for name in sources
+        ),
+        tuple(DedupGroup(tuple(g), 0.8, f"{namespace}/{'+'.join(g)}") for g in groups),
+    )
+
+
+def keys_by_id(files: DedupFiles) -> dict[str, int]:
+    """Each document's doc key, from the files as written."""
+    return {
+        row["id"]: doc_key(file_no, r)
+        for file_no, path in enumerate(files.paths)
+        for r, row in enumerate(pq.read_table(path, columns=["id"]).to_pylist())
+    }
+
+
+def applied(p, files: DedupFiles, lines: LineDedupConfig, cuts, verdicts, label: str):
+    """ApplyVerdicts' kept and rejected rows of every source, each side flattened."""
+    out = {
+        "file": p | f"{label}Files" >> beam.Create(files.numbered()),
+        "cuts": cuts,
+        "verdicts": verdicts,
+    } | f"{label}Apply" >> ApplyVerdicts(files, lines)
+    n = len(files.sources)
+    return {
+        side: [out[f"{side}{i}"] for i in range(n)] | f"{label}All{side}" >> beam.Flatten()
+        for side in (KEPT, REJECTED)
+    }
+
+
+def is_compact_note(item) -> bool:
+    """A line note: (file number, (rows, line hashes)) as arrays of numbers, no text."""
+    file_no, (rows, hashes) = item
+    return isinstance(file_no, int) and rows.dtype == np.uint32 and hashes.dtype == np.uint64
+
+
+ORDER = KeepOrder(("source_priority", "quality_score", "length"), {})
+
+
 # -- line dedup ---------------------------------------------------------------------------------
 NAV = "Home | World | Business | Sport | Weather"
 HARBOUR = (
@@ -120,11 +198,12 @@ RECIPE = (
 )
 
 
-def test_line_dedup_removes_lines_shared_by_documents_of_a_group():
-    """Navigation, share and copyright lines repeated across two articles go from both (the
-    comparison ignores case, digits and punctuation); the article left with a one-line body
-    is rejected as too short; a line repeated inside one document stays; with two groups
-    the articles fall apart and nothing is removed."""
+def test_line_dedup_removes_lines_shared_by_documents_of_a_group(tmp_path):
+    """Navigation, share and copyright lines repeated across two articles (in two files) go
+    from both (the comparison ignores case, digits and punctuation); the article left with a
+    one-line body is rejected as too short, as it came in; a line repeated inside one
+    document stays; with two groups the articles fall apart and nothing is removed. What
+    the shuffle brings back to each file is row numbers and line hashes, never text."""
     news_1 = doc(
         "web/news-1",
         f"{NAV}\n\n{HARBOUR}\n\nShare this article on Facebook and Twitter.\n"
@@ -142,12 +221,31 @@ def test_line_dedup_removes_lines_shared_by_documents_of_a_group():
     assert in_group["web/news-1"] != in_group["web/news-3"]  # the premise of the two-group case
 
     p = pipeline()
-    created = p | beam.Create(docs)
-    one = created | "OneGroup" >> LineDedup(LineDedupConfig(1, 20, "dedup/one"))
-    two = created | "TwoGroups" >> LineDedup(LineDedupConfig(2, 20, "dedup/two"))
-    assert_that(one[KEPT], equal_to([{**news_1, "text": HARBOUR}, news_2]), label="OneKept")
+    out = {}
+    for groups, name in ((1, "one"), (2, "two")):
+        files = store_files(
+            tmp_path,
+            {"web": [[news_1, news_2], [news_3]]},
+            lines={"web"},
+            namespace=f"dedup/{name}",
+        )
+        config = LineDedupConfig(groups, 20)
+        numbered = p | f"{name}Numbered" >> beam.Create(files.numbered())
+        notes = numbered | f"{name}Lines" >> LineDedup(files, config)
+        assert_that(notes, lambda items: all(map(is_compact_note, items)), label=f"{name}Notes")
+        survey = {"file": numbered, "lines": notes} | f"{name}Survey" >> Survey(
+            files, SurveyConfig(config, ORDER, exact=False, signing=None)
+        )
+        none = p | f"{name}NoVerdicts" >> beam.Create([])
+        out[name] = applied(p, files, config, survey["cuts"], none, name)
+    by_id_text = beam.Map(lambda d: (d["id"], d["text"]))
     assert_that(
-        one[REJECTED] | beam.Map(lambda r: (*rejection(r), r["text"], r["detail"])),
+        out["one"][KEPT] | "OneIdText" >> by_id_text,
+        equal_to([("web/news-1", HARBOUR), ("web/news-2", RECIPE)]),
+        label="OneKept",
+    )
+    assert_that(
+        out["one"][REJECTED] | beam.Map(lambda r: (*rejection(r), r["text"], r["detail"])),
         equal_to(
             [
                 (
@@ -163,11 +261,16 @@ def test_line_dedup_removes_lines_shared_by_documents_of_a_group():
         ),
         label="OneRejected",
     )
-    assert_that(two[KEPT], equal_to(docs), label="TwoKept")
-    assert_that(two[REJECTED], equal_to([]), label="TwoRejected")
+    assert_that(
+        out["two"][KEPT] | "TwoIdText" >> by_id_text,
+        equal_to([(d["id"], d["text"]) for d in docs]),
+        label="TwoKept",
+    )
+    assert_that(out["two"][REJECTED], equal_to([]), label="TwoRejected")
     result = p.run()
-    assert counter(result, "dedup/one", "documents_line_deduplicated") == 1
-    assert counter(result, "dedup/two", "documents_line_deduplicated") == 0
+    assert counter(result, "dedup/one/web", "documents_line_deduplicated") == 1
+    assert counter(result, "dedup/one/web", "removed_lines") == 1
+    assert counter(result, "dedup/two/web", "documents_line_deduplicated") == 0
 
 
 # -- exact dedup --------------------------------------------------------------------------------
@@ -183,29 +286,38 @@ TRAIN = (
 MUSEUM = "The museum is closed on Mondays and on public holidays."
 
 
-def test_exact_dedup_keeps_the_first_copy_in_the_keep_order():
-    """Copies that differ only in case, spacing or Unicode composition are one text. The
-    survivor is the best by the rules in order: a ranked source before a better quality
-    score, then the higher score, then (all else equal) the smaller id. The other copies
-    are rejected naming it."""
+def test_exact_dedup_keeps_the_first_copy_in_the_keep_order(tmp_path):
+    """Copies that differ only in case, spacing or Unicode composition are one text, across
+    the sources of a group. The survivor is the best by the rules in order: a ranked source
+    before a better quality score, then the higher score, then (all else equal) the smaller
+    id. The other copies are rejected naming it."""
     order = KeepOrder(("source_priority", "quality_score", "length"), {"wikipedia": 0, "web": 1})
     decomposed = unicodedata.normalize("NFD", CAFE)
     assert decomposed != CAFE
-    docs = [
+    web = [
         doc("web/cafe-1", CAFE, 0.9),
-        doc("wikipedia/cafe-2", "  " + CAFE.upper().replace(" ", "\n ", 3), 0.1),
-        doc("books/cafe-3", decomposed, 0.95),  # an unranked source: after the ranked ones
-        doc("web/train-1", TRAIN, 0.2),
-        doc("web/train-2", TRAIN, 0.7),
+        doc("web/train-1", TRAIN, 0.25),
+        doc("web/train-2", TRAIN, 0.75),
         doc("web/museum-2", MUSEUM),
         doc("web/museum-1", MUSEUM),
         doc("web/unique", HARBOUR, 0.5),
     ]
-    by_id = {d["id"]: d for d in docs}
+    wikipedia = [doc("wikipedia/cafe-2", "  " + CAFE.upper().replace(" ", "\n ", 3), 0.125)]
+    books = [doc("books/cafe-3", decomposed, 0.95)]  # an unranked source: after the ranked ones
+    sources = {"web": [web], "wikipedia": [wikipedia], "books": [books]}
+    files = store_files(tmp_path, sources, groups=[["web", "wikipedia", "books"]])
+    by_id = {d["id"]: d for d in web + wikipedia + books}
+    lines = LineDedupConfig(1, 50)
     p = pipeline()
-    out = p | beam.Create(docs) | ExactDedup(order)
+    numbered = p | beam.Create(files.numbered())
+    none = p | "NoLines" >> beam.Create([])
+    survey = {"file": numbered, "lines": none} | Survey(
+        files, SurveyConfig(lines, order, True, None)
+    )
+    copies = survey["exact"] | ExactDedup()
+    out = applied(p, files, lines, survey["cuts"], {"exact": copies} | Verdicts(), "Exact")
     kept = ["wikipedia/cafe-2", "web/train-2", "web/museum-1", "web/unique"]
-    assert_that(out[KEPT], equal_to([by_id[i] for i in kept]), label="Kept")
+    assert_that(out[KEPT] | beam.Map(lambda d: d["id"]), equal_to(kept), label="Kept")
     assert_that(
         out[REJECTED] | beam.Map(lambda r: (*rejection(r), r["detail"], r["text"])),
         equal_to(
@@ -221,7 +333,9 @@ def test_exact_dedup_keeps_the_first_copy_in_the_keep_order():
         ),
         label="Rejected",
     )
-    p.run()
+    result = p.run()
+    assert counter(result, "dedup/web", "removed_exact") == 3
+    assert counter(result, "dedup/books", "removed_exact") == 1
 
 
 # -- near dedup ---------------------------------------------------------------------------------
@@ -255,36 +369,53 @@ BAKERY_1 = replace_once(
     replace_once(BAKERY, "her brother", "her sister"), "the rye bread", "the black bread"
 )
 BAKERY_2 = replace_once(replace_once(BAKERY, "oak table", "pine table"), "good flour", "fine flour")
+SIGNING = Signing(5, 128, 1, 0.001)
 
 
 def similarity(a: str, b: str) -> float:
     return exact_jaccard(shingle_hashes(a, 5), shingle_hashes(b, 5))
 
 
-def near_config(order: KeepOrder, verify: str = "exact") -> NearDedupConfig:
-    return NearDedupConfig(0.8, 5, 128, 1, verify, 0.001, 64, order, "dedup/near")
+def near_nodes(p, files: DedupFiles, order: KeepOrder, verify: str, label: str):
+    """Survey -> ExactDedup -> NearDuplicates, as the dedup stage composes them (no lines)."""
+    lines = LineDedupConfig(1, 50)
+    numbered = p | f"{label}Files" >> beam.Create(files.numbered())
+    none = p | f"{label}NoLines" >> beam.Create([])
+    survey = {"file": numbered, "lines": none} | f"{label}Survey" >> Survey(
+        files, SurveyConfig(lines, order, True, SIGNING)
+    )
+    copies = survey["exact"] | f"{label}Exact" >> ExactDedup()
+    skip = copies | f"{label}Skip" >> beam.Map(lambda c: (file_of(c[0]), row_of(c[0])))
+    config = NearDedupConfig(SIGNING, verify, 64, order)
+    inputs = {"bands": survey["bands"], "file": numbered, "cuts": survey["cuts"], "skip": skip}
+    nodes = inputs | f"{label}Near" >> NearDuplicates(files, lines, config)
+    return nodes, copies, survey["cuts"]
 
 
-def test_near_dedup_from_documents_to_decisions():
-    """Real paragraphs and their near copies through ExactDedup, NearDuplicates,
-    KeepOrRemove, `decision`, ClusterSizes and ApplyNear, as the dedup stage composes them.
+def test_near_dedup_from_documents_to_decisions(tmp_path):
+    """Real paragraphs and their near copies through Survey, ExactDedup, NearDuplicates,
+    KeepOrRemove, `decision`, ClusterSizes, Verdicts and ApplyVerdicts, as the dedup stage
+    composes them.
 
     The lighthouse copies form a chain (each copy is near the original, not near the other):
     the best copy stays, the original goes as its near copy, and the other copy, whose only
     neighbour went, stays. The bakery copies form a star around the original, which stays.
-    An exact copy of a bakery copy is repointed to the bakery original, the final survivor."""
+    An exact copy of a bakery copy is repointed to the bakery original, the final survivor;
+    it never becomes a node itself."""
     order = KeepOrder(("quality_score",), {})
     docs = [
-        doc("web/lighthouse-0", LIGHTHOUSE, 0.6),
-        doc("web/lighthouse-1", LIGHTHOUSE_1, 0.9),
-        doc("web/lighthouse-2", LIGHTHOUSE_2, 0.3),
-        doc("web/bakery-0", BAKERY, 0.9),
+        doc("web/lighthouse-0", LIGHTHOUSE, 0.625),
+        doc("web/lighthouse-1", LIGHTHOUSE_1, 0.875),
+        doc("web/lighthouse-2", LIGHTHOUSE_2, 0.375),
+        doc("web/bakery-0", BAKERY, 0.875),
         doc("web/bakery-1", BAKERY_1, 0.5),
-        doc("web/bakery-2", BAKERY_2, 0.4),
-        doc("web/bakery-1-copy", BAKERY_1.replace(". ", ".\n\n"), 0.1),
+        doc("web/bakery-2", BAKERY_2, 0.25),
+        doc("web/bakery-1-copy", BAKERY_1.replace(". ", ".\n\n"), 0.125),
         doc("web/harbour", HARBOUR, 0.5),
         doc("web/empty", "", 0.5),  # no shingles: never a node, kept
     ]
+    files = store_files(tmp_path, {"web": [docs[:4], docs[4:]]})
+    key = keys_by_id(files)
     text = {d["id"]: d["text"] for d in docs}
     edges = {
         ("web/lighthouse-0", "web/lighthouse-1"),
@@ -298,9 +429,9 @@ def test_near_dedup_from_documents_to_decisions():
     assert similarity(BAKERY_1, BAKERY_2) < 0.7
     expected_neighbours = {}
     for a, b in edges:
-        expected_neighbours.setdefault(a, {})[b] = similarity(text[a], text[b])
-        expected_neighbours.setdefault(b, {})[a] = similarity(text[a], text[b])
-    priority = {d["id"]: order.priority(d) for d in docs}
+        expected_neighbours.setdefault(key[a], {})[key[b]] = similarity(text[a], text[b])
+        expected_neighbours.setdefault(key[b], {})[key[a]] = similarity(text[a], text[b])
+    priority = {key[d["id"]]: order.priority(d) for d in docs}
 
     def check_nodes(items):
         assert {i for i, _ in items} == set(expected_neighbours)
@@ -317,76 +448,64 @@ def test_near_dedup_from_documents_to_decisions():
     bakery_3 = replace_once(BAKERY, "linen cloths", "cotton cloths")
     close = similarity(BAKERY, bakery_3)
     assert close > 0.9
+    estimated_docs = [docs[3], doc("web/bakery-3", bakery_3, 0.5), doc("web/harbour", HARBOUR)]
+    estimated_files = store_files(tmp_path / "estimated", {"web": [estimated_docs]})
 
     def check_estimated(items):
-        assert {i for i, _ in items} == {"web/bakery-0", "web/bakery-3"}
+        assert {i for i, _ in items} == {doc_key(0, 0), doc_key(0, 1)}
         for _, node in items:
             ((_, (_, sim)),) = node.neighbours.items()
             assert abs(sim - close) < 0.05 and sim != close
 
     p = pipeline()
-    created = p | beam.Create(docs)
-    exact = created | ExactDedup(order)
-    nodes = exact[KEPT] | NearDuplicates(near_config(order))
+    nodes, copies, cuts = near_nodes(p, files, order, "exact", "Exact")
     final = nodes | KeepOrRemove(4)
     decisions = final | beam.FlatMap(decision)
-    applied = {
-        "docs": exact[KEPT],
-        "exact_rejects": exact[REJECTED],
-        "decisions": decisions,
-    } | ApplyNear(0.8)
-    estimated = (
-        p
-        | "EstimatedDocs"
-        >> beam.Create([docs[3], doc("web/bakery-3", bakery_3, 0.5), doc("web/harbour", HARBOUR)])
-        | "Estimated" >> NearDuplicates(near_config(order, "estimated"))
-    )
+    verdicts = {"exact": copies, "decisions": decisions} | Verdicts()
+    out = applied(p, files, LineDedupConfig(1, 50), cuts, verdicts, "Web")
+    estimated, _, _ = near_nodes(p, estimated_files, order, "estimated", "Estimated")
 
-    sim = expected_neighbours["web/lighthouse-0"]["web/lighthouse-1"]
-    bakery = expected_neighbours["web/bakery-0"]
+    sim = expected_neighbours[key["web/lighthouse-0"]][key["web/lighthouse-1"]]
+    bakery = expected_neighbours[key["web/bakery-0"]]
     assert_that(nodes, check_nodes, label="Nodes")
     assert_that(estimated, check_estimated, label="EstimatedNodes")
     assert_that(
         decisions | beam.Map(lambda kv: (kv[0], kv[1] and (kv[1][0], round(kv[1][1], 6)))),
         equal_to(
             [
-                ("web/lighthouse-1", None),
-                ("web/lighthouse-0", ("web/lighthouse-1", round(sim, 6))),
-                ("web/lighthouse-2", None),
-                ("web/bakery-0", None),
-                ("web/bakery-1", ("web/bakery-0", round(bakery["web/bakery-1"], 6))),
-                ("web/bakery-2", ("web/bakery-0", round(bakery["web/bakery-2"], 6))),
+                (key["web/lighthouse-1"], None),
+                (key["web/lighthouse-0"], ("web/lighthouse-1", round(sim, 6))),
+                (key["web/lighthouse-2"], None),
+                (key["web/bakery-0"], None),
+                (key["web/bakery-1"], ("web/bakery-0", round(bakery[key["web/bakery-1"]], 6))),
+                (key["web/bakery-2"], ("web/bakery-0", round(bakery[key["web/bakery-2"]], 6))),
             ]
         ),
         label="Decisions",
     )
     assert_that(
-        final | ClusterSizes() | beam.Map(json.loads),
-        equal_to([{"1": 1, "2": 1, "3": 1}]),
+        final | ClusterSizes() | beam.MapTuple(lambda group, sizes: (group, json.loads(sizes))),
+        equal_to([(0, {"1": 1, "2": 1, "3": 1})]),
         label="Clusters",
     )
     assert_that(
-        applied[KEPT] | beam.Map(lambda d: d["id"]),
+        out[KEPT] | beam.Map(lambda d: d["id"]),
         equal_to(
             ["web/lighthouse-1", "web/lighthouse-2", "web/bakery-0", "web/harbour", "web/empty"]
         ),
         label="Kept",
     )
     assert_that(
-        applied[REJECTED] | beam.Map(lambda r: (r["id"], r["reason"], r["duplicate_of"])),
+        out[REJECTED] | beam.Map(lambda r: (r["id"], r["reason"], r["duplicate_of"])),
         equal_to(
             [
                 ("web/lighthouse-0", "dedup:near", "web/lighthouse-1"),
                 ("web/bakery-1", "dedup:near", "web/bakery-0"),
                 ("web/bakery-2", "dedup:near", "web/bakery-0"),
+                ("web/bakery-1-copy", "dedup:exact", "web/bakery-0"),
             ]
         ),
-        label="NearRejected",
-    )
-    assert_that(
-        applied["exact"] | beam.Map(lambda r: (r["id"], r["reason"], r["duplicate_of"])),
-        equal_to([("web/bakery-1-copy", "dedup:exact", "web/bakery-0")]),
-        label="ExactRepointed",
+        label="Rejected",
     )
     p.run()
 
@@ -410,8 +529,10 @@ def chain_nodes() -> tuple[list[Node], dict[str, tuple], list[tuple[str, str, fl
 
 def test_keep_or_remove_reaches_the_greedy_decisions_with_few_or_many_rounds():
     """The distributed rounds give the sequential greedy rule's decisions, each removed node
-    naming its best kept neighbour, whether eight rounds decide everything or one round leaves
-    most nodes to the final local pass; ClusterSizes counts the clusters they form."""
+    naming its best kept neighbour, whether eight rounds are allowed or one round leaves
+    most nodes to the final local pass; ClusterSizes counts the clusters they form. The
+    rounds stop early: settled nodes leave them, so after the falling chain's five
+    decisions the remaining rounds carry nothing, and with no nodes no round carries any."""
     nodes, priorities, edges = chain_nodes()
     expected = greedy(priorities, edges)
     # The premise, by hand: a4 and a2 have two kept neighbours and name the better one.
@@ -428,7 +549,9 @@ def test_keep_or_remove_reaches_the_greedy_decisions_with_few_or_many_rounds():
     p = pipeline()
     created = p | beam.Create([(n.id, n) for n in nodes])
     for rounds in (8, 1):
-        final = created | f"Rounds{rounds}" >> KeepOrRemove(rounds)
+        final = created | f"Rounds{rounds}" >> KeepOrRemove(
+            rounds, lambda _, r=rounds: f"dedup/rounds{r}"
+        )
         assert_that(final, check_final, label=f"Final{rounds}")
         assert_that(
             final | f"Decisions{rounds}" >> beam.FlatMap(decision),
@@ -438,81 +561,95 @@ def test_keep_or_remove_reaches_the_greedy_decisions_with_few_or_many_rounds():
         assert_that(
             final
             | f"Clusters{rounds}" >> ClusterSizes()
-            | f"Parse{rounds}" >> beam.Map(json.loads),
+            | f"Parse{rounds}" >> beam.MapTuple(lambda _, sizes: json.loads(sizes)),
             # a: a5+a4+a6, a3+a2, a1+a0; b: b0+b1, b2+b3, b4; c: c0 and its three leaves
             equal_to([{"1": 1, "2": 4, "3": 1, "4": 1}]),
             label=f"Clusters{rounds}",
         )
-    p.run()
+    empty = (
+        p | "NoNodes" >> beam.Create([]) | "EmptyRounds" >> KeepOrRemove(8, lambda _: "dedup/empty")
+    )
+    assert_that(empty, equal_to([]), label="Empty")
+    result = p.run()
+
+    def rounds_with_nodes(namespace: str) -> list[int]:
+        found = result.metrics().query(MetricsFilter().with_namespace(namespace))["counters"]
+        per_round = {c.key.metric.name: c.committed for c in found}
+        used = rounds_used(per_round)
+        return [per_round[f"{ROUND_COUNTER}{r:03d}"] for r in range(used)]
+
+    # Round 0 keeps a1, a3, a5, b0 and c0, which leave; round 1 removes their neighbours,
+    # who leave too; then the falling chain decides one node a round.
+    assert rounds_with_nodes("dedup/rounds8") == [16, 11, 3, 2, 1]
+    assert rounds_with_nodes("dedup/rounds1") == [16]
+    assert rounds_with_nodes("dedup/empty") == []
 
 
-def test_apply_near_joins_decisions_and_repoints_exact_copies():
+def test_verdicts_reject_near_copies_and_repoint_exact_copies(tmp_path):
     """Removed documents become dedup:near rejects naming their survivor with the similarity
     against the threshold; documents kept or never near a copy stay; an exact copy of a
     removed document now names the final survivor, an exact copy of a kept one is unchanged."""
     docs = [doc(f"web/d{i}", f"Text of document {i}.") for i in range(1, 5)]
-
-    def exact_copy(doc_id: str, of: int) -> dict:
-        row = doc(doc_id, f"TEXT of document {of}.")
-        return with_rejection(row, "dedup:exact", f"same text as web/d{of}", f"web/d{of}", 1.0, 1.0)
-
-    exact_of_removed = exact_copy("web/e1", 2)
-    exact_of_kept = exact_copy("web/e2", 4)  # d4 was never near anything
-    exact_of_node = exact_copy("web/e3", 1)  # d1 is a kept node
-    decisions = [
-        ("web/d1", None),
-        ("web/d2", ("web/d1", 0.9)),
-        ("web/d3", ("web/d1", 0.85)),
+    docs += [doc(f"web/e{i}", f"TEXT of document {of}.") for i, of in ((1, 2), (2, 4), (3, 1))]
+    files = store_files(tmp_path, {"web": [docs]})
+    key = keys_by_id(files)
+    copies = [  # e2's survivor d4 was never near anything; e3's, d1, is a kept node
+        (key[f"web/e{i}"], key[f"web/d{of}"], f"web/d{of}") for i, of in ((1, 2), (2, 4), (3, 1))
     ]
+    decisions = [
+        (key["web/d1"], None),
+        (key["web/d2"], ("web/d1", 0.9)),
+        (key["web/d3"], ("web/d1", 0.85)),
+    ]
+    lines = LineDedupConfig(1, 50)
     p = pipeline()
-    applied = {
-        "docs": p | "Docs" >> beam.Create(docs),
-        "exact_rejects": p
-        | "Exact" >> beam.Create([exact_of_removed, exact_of_kept, exact_of_node]),
+    verdicts = {
+        "exact": p | "Copies" >> beam.Create(copies),
         "decisions": p | "Decisions" >> beam.Create(decisions),
-    } | ApplyNear(0.8)
-    assert_that(applied[KEPT], equal_to([docs[0], docs[3]]), label="Kept")
+    } | Verdicts()
+    out = applied(p, files, lines, p | "NoCuts" >> beam.Create([]), verdicts, "Web")
+    assert_that(out[KEPT] | beam.Map(lambda d: d["id"]), equal_to(["web/d1", "web/d4"]))
+
+    def fields(r):
+        return r["id"], r["reason"], r["duplicate_of"], r["value"], r["threshold"], r["detail"]
+
     assert_that(
-        applied[REJECTED],
+        out[REJECTED] | beam.Map(fields),
         equal_to(
             [
-                with_rejection(
-                    docs[1],
+                (
+                    "web/d2",
                     "dedup:near",
-                    "jaccard 0.900 >= 0.8 with web/d1 (its cluster)",
                     "web/d1",
                     0.9,
                     0.8,
+                    "jaccard 0.900 >= 0.8 with web/d1 (its cluster)",
                 ),
-                with_rejection(
-                    docs[2],
+                (
+                    "web/d3",
                     "dedup:near",
-                    "jaccard 0.850 >= 0.8 with web/d1 (its cluster)",
                     "web/d1",
                     0.85,
                     0.8,
+                    "jaccard 0.850 >= 0.8 with web/d1 (its cluster)",
                 ),
+                (
+                    "web/e1",
+                    "dedup:exact",
+                    "web/d1",
+                    0.9,
+                    1.0,
+                    "same text as web/d2, itself a near copy (jaccard 0.900) of web/d1",
+                ),
+                ("web/e2", "dedup:exact", "web/d4", 1.0, 1.0, "same text as web/d4"),
+                ("web/e3", "dedup:exact", "web/d1", 1.0, 1.0, "same text as web/d1"),
             ]
         ),
-        label="NearRejected",
+        label="Rejected",
     )
-    assert_that(
-        applied["exact"],
-        equal_to(
-            [
-                {
-                    **exact_of_removed,
-                    "duplicate_of": "web/d1",
-                    "detail": "same text as web/d2, itself a near copy (jaccard 0.900) of web/d1",
-                    "value": 0.9,
-                },
-                exact_of_kept,
-                exact_of_node,
-            ]
-        ),
-        label="ExactRepointed",
-    )
-    p.run()
+    result = p.run()
+    assert counter(result, "dedup/web", "removed_near") == 2
+    assert counter(result, "dedup/web", "removed_exact") == 3
 
 
 # -- mixing -------------------------------------------------------------------------------------
