@@ -171,6 +171,23 @@ def file_problems(pattern: str) -> list[tuple[str, str]]:
     return sorted(problems)
 
 
+# A row's place in a stage's files (file number << 32 | row): what shuffles carry instead of
+# the row, which is read again where it is needed.
+ROW_BITS = 32
+
+
+def doc_key(file_no: int, row: int) -> int:
+    return (file_no << ROW_BITS) | row
+
+
+def file_of(key: int) -> int:
+    return key >> ROW_BITS
+
+
+def row_of(key: int) -> int:
+    return key & ((1 << ROW_BITS) - 1)
+
+
 def iter_rows(
     path: str, columns: Sequence[str] | None = None, batch_rows: int = 256
 ) -> Iterator[dict[str, Any]]:

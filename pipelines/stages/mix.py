@@ -2,7 +2,8 @@
 shuffle deterministically, pack documents into rows of seq_len + 1 tokens, write Arrow IPC
 shards and `mixture.json` into a new version folder (see pipelines/shards.py), keeping the
 newest `mixture.keep_versions` committed versions. The arithmetic is in pipelines/mixture.py,
-the transforms in pipelines/transforms/mixing.py.
+the transforms in pipelines/transforms/mixing.py: the mixture is planned on document keys,
+ids and token counts, and the token files are read again to fill the shards.
 """
 
 from __future__ import annotations
@@ -11,11 +12,10 @@ import hashlib
 import json
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import apache_beam as beam
-import numpy as np
 import pyarrow as pa
 from apache_beam.io.filesystems import FileSystems
 
@@ -23,7 +23,7 @@ from pipelines.errors import UserError
 from pipelines.mixture import SourcePlan, available_tokens, plan_mixture
 from pipelines.shards import MIXTURE_JSON, SHARD_GLOB
 from pipelines.stage import Stage, StageContext
-from pipelines.store import ReadStage, match_files
+from pipelines.store import match_files
 from pipelines.transforms.mixing import (
     Packing,
     PackRows,
@@ -31,12 +31,8 @@ from pipelines.transforms.mixing import (
     SourceInstances,
     SourceSampling,
     WriteShards,
+    token_counts,
 )
-
-
-def _id_and_tokens(table: pa.Table) -> Iterator[tuple[str, np.ndarray]]:
-    ids = table.column("id").to_pylist()
-    return zip(ids, (np.asarray(x.values) for x in table.column("tokens")), strict=True)
 
 
 class MixStage(Stage):
@@ -105,13 +101,15 @@ class MixStage(Stage):
     ) -> None:
         mixture = ctx.recipe.mixture
         sources = list(ctx.recipe.sources)
-        instances = []
+        paths, instances = [], []
         for index, (name, plan) in enumerate(self.plans(ctx).items()):
+            found = match_files(ctx.store.parts("tokenize", name, ".arrow"))
+            numbered = [(path, len(paths) + k) for k, path in enumerate(found)]
+            paths += found
             docs = (
                 pipeline
-                | f"{name}/Read"
-                >> ReadStage(ctx.store, "tokenize", name, columns=["id", "tokens"], tokens=True)
-                | f"{name}/Documents" >> beam.FlatMap(_id_and_tokens)
+                | f"{name}/Files" >> beam.Create(numbered)
+                | f"{name}/Documents" >> beam.FlatMapTuple(token_counts)
             )
             sampling = SourceSampling(plan, index, mixture.seed)
             instances.append(docs | f"{name}/Sample" >> SourceInstances(sampling))
@@ -128,12 +126,9 @@ class MixStage(Stage):
             ctx.recipe.tokenizer.vocab_size,
             mixture.rows_per_shard,
         )
-        (
-            instances
-            | "AllInstances" >> beam.Flatten()
-            | "Pack" >> PackRows(packing)
-            | "Shards" >> WriteShards(layout)
-        )
+        packed = instances | "AllInstances" >> beam.Flatten() | "Pack" >> PackRows(packing)
+        files = pipeline | "TokenFiles" >> beam.Create([(i, None) for i in range(len(paths))])
+        {"file": files, **packed} | "Shards" >> WriteShards(paths, layout, packing)
 
     def summarize(
         self, ctx: StageContext, source: str, metrics: dict[str, int], prepared: str

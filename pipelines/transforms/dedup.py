@@ -41,23 +41,17 @@ from dedup.minhash import choose_banding, shingle_hashes
 from dedup.minhash import signature as minhash_signature
 from filters.gopher import word_count
 from pipelines.document import unit_hash, with_rejection
-from pipelines.store import KEPT, REJECTED, iter_rows
+from pipelines.store import (
+    KEPT,
+    REJECTED,
+    ROW_BITS,
+    doc_key,
+    file_of,
+    iter_rows,
+    row_of,
+)
 
-ROW_BITS = 32
 _PACKED_ENTRIES = 1 << 20  # (line hash, doc) entries one record packs (16 bytes each)
-
-
-def doc_key(file_no: int, row: int) -> int:
-    """A document's name in every dedup shuffle: its upstream file and row."""
-    return (file_no << ROW_BITS) | row
-
-
-def file_of(key: int) -> int:
-    return key >> ROW_BITS
-
-
-def row_of(key: int) -> int:
-    return key & ((1 << ROW_BITS) - 1)
 
 
 @dataclass(frozen=True)

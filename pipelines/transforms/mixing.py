@@ -1,9 +1,20 @@
 """The mix stage's transforms: each source's documents as instances of the mixture (whole
 epochs, then a partial one cut by a token-mass histogram over a per-document hash), instances
-packed into rows, rows cut into shards and written.
+laid out in rows, rows cut into shards and written.
 
-Everything that grows with the corpus stays distributed: the histogram is a fixed-size combine,
-only the documents of the one boundary bucket meet on one key, packing happens per group.
+Only compact records are shuffled until the shards: a document is its place in the tokenize
+store (a doc key, as in pipelines/store.py), its id and its token count. Where each instance's
+tokens go (group, position in the group's stream, then shard and offset) is computed from those
+alone; the token files are then read again, one per element, and each instance's tokens (with
+BOS and EOS) travel once, straight to the shard they fill.
+
+  SourceInstances  (key, id, tokens) -> whole epochs; the partial epoch by a fixed-size
+                   histogram, only the boundary bucket's documents meeting on one key
+  PackRows         instances -> GroupByKey by group -> each group's stream laid out in hash
+                   order: every instance's start, and the group's rows and tail
+  WriteShards      the groups' sizes (one small side input) -> every instance's pieces in the
+                   global row order, cut at shard boundaries -> token files read again ->
+                   (shard, (offset, tokens)) -> GroupByKey -> one file per shard
 """
 
 from __future__ import annotations
@@ -16,19 +27,19 @@ import apache_beam as beam
 import numpy as np
 from apache_beam.io.filesystems import FileSystems
 
+from pipelines.beam_io import read_arrow_ipc
 from pipelines.document import unit_hash
 from pipelines.mixture import (
     HISTOGRAM_BINS,
     SourcePlan,
     boundary,
     bucket_of,
-    cut_rows,
     doc_cost,
-    shard_pieces,
-    stream_of,
+    row_offsets,
     take_prefix,
 )
-from pipelines.shards import shard_bytes, shard_name
+from pipelines.shards import BOS_ID, EOS_ID, shard_bytes, shard_name
+from pipelines.store import doc_key, file_of, row_of
 
 
 class Instance(NamedTuple):
@@ -38,8 +49,19 @@ class Instance(NamedTuple):
     source_index: int
     epoch: int
     doc_id: str
-    tokens: np.ndarray
+    key: int  # the document's place in the tokenize store
+    length: int  # its tokens in the mixture: all, or the first ones of a cut document
     complete: bool  # False for the one document cut to end a partial epoch exactly
+
+
+def token_counts(path: str, file_no: int) -> Iterator[tuple[int, str, int]]:
+    """(doc key, id, tokens) of every document of one tokenize file (its tokens unread)."""
+    row = 0
+    for table in read_arrow_ipc(path, ["id", "num_tokens"]):
+        ids, counts = table.column("id").to_pylist(), table.column("num_tokens").to_pylist()
+        for doc_id, n in zip(ids, counts, strict=True):
+            yield doc_key(file_no, row), doc_id, n
+            row += 1
 
 
 class TokenHistogram(beam.CombineFn):
@@ -67,9 +89,10 @@ class SourceSampling:
 
 
 class SourceInstances(beam.PTransform):
-    """(id, tokens) documents of one source -> its `Instance`s: every document once per whole
-    epoch (each epoch ordered by hashes that include its number), then the documents of the
-    partial epoch in hash order until its token budget, the last one cut to fit exactly."""
+    """(key, id, tokens) documents of one source -> its `Instance`s: every document once per
+    whole epoch (each epoch ordered by hashes that include its number), then the documents
+    of the partial epoch in hash order until its token budget, the last one cut to fit
+    exactly."""
 
     def __init__(self, config: SourceSampling):
         super().__init__()
@@ -85,18 +108,18 @@ class SourceInstances(beam.PTransform):
                 | "WholeEpochs"
                 >> beam.FlatMap(
                     lambda d, n=plan.full_epochs: (
-                        Instance(name, index, epoch, d[0], d[1], True) for epoch in range(n)
+                        Instance(name, index, epoch, d[1], d[0], d[2], True) for epoch in range(n)
                     )
                 )
             )
         if plan.remainder_tokens:
             epoch, remainder = plan.full_epochs, plan.remainder_tokens
             hashed = docs | "HashPartial" >> beam.Map(
-                lambda d: (unit_hash(seed, "select", name, epoch, d[0]), d[0], d[1])
+                lambda d: (unit_hash(seed, "select", name, epoch, d[1]), *d)
             )
             histogram = beam.pvalue.AsSingleton(
                 hashed
-                | "Mass" >> beam.Map(lambda h: (bucket_of(h[0]), doc_cost(len(h[2]))))
+                | "Mass" >> beam.Map(lambda h: (bucket_of(h[0]), doc_cost(h[3])))
                 | "Histogram" >> beam.CombineGlobally(TokenHistogram())
             )
             selected = hashed | "Select" >> beam.FlatMap(
@@ -120,22 +143,27 @@ class SourceInstances(beam.PTransform):
 
 
 def _select_partial(
-    hashed: tuple[float, str, np.ndarray], remainder: int, histogram: np.ndarray
+    hashed: tuple[float, int, str, int], remainder: int, histogram: np.ndarray
 ) -> Iterator[Any]:
     bucket, _ = boundary(histogram, remainder)
-    u, doc_id, tokens = hashed
+    u, key, doc_id, n = hashed
     mine = bucket_of(u)
     if mine < bucket:
-        yield doc_id, tokens, True
+        yield doc_id, key, n, True
     elif mine == bucket:
         yield beam.pvalue.TaggedOutput("boundary", hashed)
 
 
 def _cut_boundary(
     group: tuple[int, Iterable[tuple]], remainder: int, histogram: np.ndarray
-) -> Iterator[tuple[str, np.ndarray, bool]]:
+) -> Iterator[tuple[str, int, int, bool]]:
     _, budget = boundary(histogram, remainder)
-    yield from take_prefix(list(group[1]), budget)
+    docs = list(group[1])
+    keys = {doc_id: key for _, key, doc_id, _ in docs}
+    # take_prefix measures and slices the tokens it is given: a range of the token count
+    # stands for them, and what it keeps of the range is how many tokens are taken.
+    for doc_id, taken, complete in take_prefix([(u, i, range(n)) for u, _, i, n in docs], budget):
+        yield doc_id, keys[doc_id], len(taken), complete
 
 
 @dataclass(frozen=True)
@@ -147,63 +175,62 @@ class Packing:
     namespace: str  # where tokens/<source> and documents/<source> are counted
 
 
-class PackGroup(beam.DoFn):
-    """Packs one group of instances into rows; what does not fill a row goes to the tail,
-    where the tails of all groups are packed together (so at most one row's worth of tokens
-    is lost in the whole mixture, not one per group)."""
+def count_tokens(config: Packing, tokens: np.ndarray, docs: np.ndarray | None = None) -> None:
+    for i, source in enumerate(config.sources):
+        if tokens[i]:
+            beam.metrics.Metrics.counter(config.namespace, f"tokens/{source}").inc(int(tokens[i]))
+        if docs is not None and docs[i]:
+            beam.metrics.Metrics.counter(config.namespace, f"documents/{source}").inc(int(docs[i]))
 
-    TAIL = "tail"
+
+def _piece_length(length: int, complete: bool) -> int:
+    return 1 + length + complete  # BOS, the tokens, EOS unless cut
+
+
+class LayOutGroup(beam.DoFn):
+    """One group's instances, in hash order with BOS/EOS, as one stream cut into rows: each
+    instance's (file, (row, length, complete, group, start in the stream)), and under
+    "sizes" (group, (rows, the tail's (source index, tokens) runs)) for what does not fill a
+    row, which goes with the other groups' tails into the rows of one more group."""
 
     def __init__(self, config: Packing):
         self.config = config
 
-    def count(self, tokens: np.ndarray, docs: np.ndarray | None = None) -> None:
-        for i, source in enumerate(self.config.sources):
-            if tokens[i]:
-                beam.metrics.Metrics.counter(self.config.namespace, f"tokens/{source}").inc(
-                    int(tokens[i])
-                )
-            if docs is not None and docs[i]:
-                beam.metrics.Metrics.counter(self.config.namespace, f"documents/{source}").inc(
-                    int(docs[i])
-                )
-
     def process(self, group: tuple[int, Iterable[tuple]]) -> Iterator[Any]:
         index, instances = group
-        n_sources = len(self.config.sources)
-        stream, owner, docs = stream_of(list(instances), n_sources)
-        rows, tokens, tail = cut_rows(stream, owner, self.config.seq_len + 1, n_sources)
-        self.count(tokens, docs)
-        yield index, rows
-        if len(tail[0]):
-            yield beam.pvalue.TaggedOutput(self.TAIL, (0, (index, tail)))
-
-
-class PackTails(PackGroup):
-    """The groups' tails, in group order, packed into the rows of one more group."""
-
-    def process(self, group: tuple[int, Iterable[tuple]]) -> Iterator[Any]:
-        tails = sorted(group[1], key=lambda t: t[0])
-        stream = np.concatenate([t[1][0] for t in tails])
-        owner = np.concatenate([t[1][1] for t in tails])
-        # What is left over here, less than one row, is all the mixture loses.
-        n_sources = len(self.config.sources)
-        rows, tokens, _ = cut_rows(stream, owner, self.config.seq_len + 1, n_sources)
-        self.count(tokens)
-        yield self.config.groups, rows
+        row_tokens, n_sources = self.config.seq_len + 1, len(self.config.sources)
+        tokens = np.zeros(n_sources, dtype=np.int64)
+        docs = np.zeros(n_sources, dtype=np.int64)
+        laid_out, start = [], 0
+        for _, source_index, _, key, length, complete in sorted(
+            instances, key=lambda x: (x[0], x[2])
+        ):
+            laid_out.append((source_index, start, _piece_length(length, complete)))
+            docs[source_index] += 1
+            yield file_of(key), (row_of(key), length, complete, index, start)
+            start += _piece_length(length, complete)
+        used = start // row_tokens * row_tokens
+        tail = []
+        for source_index, begin, size in laid_out:
+            tokens[source_index] += max(0, min(begin + size, used) - begin)
+            if begin + size > used:
+                tail.append((source_index, begin + size - max(begin, used)))
+        count_tokens(self.config, tokens, docs)
+        yield beam.pvalue.TaggedOutput("sizes", (index, (start // row_tokens, tail)))
 
 
 class PackRows(beam.PTransform):
-    """`Instance`s -> (group index, rows [n, seq_len + 1]): each instance falls in a group by
-    its hash, each group is one stream in hash order with BOS/EOS, cut into rows."""
+    """`Instance`s -> {"placements": (file, (row, length, complete, group, start)) per
+    instance, "sizes": (group, (rows, tail runs)) per group}: each instance falls in a group
+    by its hash, each group is one stream in hash order with BOS/EOS, cut into rows."""
 
     def __init__(self, config: Packing):
         super().__init__()
         self.config = config
 
-    def expand(self, instances: beam.PCollection) -> beam.PCollection:
+    def expand(self, instances: beam.PCollection) -> dict[str, beam.PCollection]:
         seed, groups = self.config.seed, self.config.groups
-        packed = (
+        out = (
             instances
             | "AssignGroup"
             >> beam.Map(
@@ -213,20 +240,17 @@ class PackRows(beam.PTransform):
                         unit_hash(seed, "order", x.source, x.epoch, x.doc_id),
                         x.source_index,
                         x.doc_id,
-                        x.tokens,
+                        x.key,
+                        x.length,
                         x.complete,
                     ),
                 )
             )
             | "GroupPacks" >> beam.GroupByKey()
-            | "Pack" >> beam.ParDo(PackGroup(self.config)).with_outputs(PackGroup.TAIL, main="rows")
+            | "LayOut"
+            >> beam.ParDo(LayOutGroup(self.config)).with_outputs("sizes", main="placements")
         )
-        tails = (
-            packed[PackGroup.TAIL]
-            | "GroupTails" >> beam.GroupByKey()
-            | "PackTails" >> beam.ParDo(PackTails(self.config))
-        )
-        return (packed["rows"], tails) | "AllRows" >> beam.Flatten()
+        return {"placements": out["placements"], "sizes": out["sizes"]}
 
 
 @dataclass(frozen=True)
@@ -237,16 +261,106 @@ class ShardLayout:
     rows_per_shard: int
 
 
+@dataclass(frozen=True)
+class RowOrder:
+    """Where every group's rows stand in the global order: groups in index order, then the
+    group made of the tails (index `tail_group`), whose own leftover is dropped."""
+
+    first_row: dict[int, int]  # group -> its first row in the global order
+    used: dict[int, int]  # group -> tokens of its stream in its rows
+    tail_start: dict[int, int]  # group -> where its tail starts in the tails' stream
+    tail_group: int
+    tail_used: int  # tokens of the tails' stream in rows
+
+
+def row_order(sizes: list[tuple[int, tuple[int, list]]], packing: Packing) -> RowOrder:
+    """The global row order from every group's sizes; counts the tokens of the tail rows."""
+    row_tokens = packing.seq_len + 1
+    counts = [(index, rows) for index, (rows, _) in sizes]
+    tail_start, tails, runs = {}, 0, []
+    for index, (_, tail) in sorted(sizes):
+        tail_start[index] = tails
+        tails += sum(n for _, n in tail)
+        runs += tail
+    tail_used = tails // row_tokens * row_tokens
+    if runs:  # the tails make one more group, even one of no full row
+        counts.append((packing.groups, tail_used // row_tokens))
+        tokens, at = np.zeros(len(packing.sources), dtype=np.int64), 0
+        for source_index, n in runs:
+            tokens[source_index] += max(0, min(at + n, tail_used) - at)
+            at += n
+        count_tokens(packing, tokens)
+    used = {index: rows * row_tokens for index, (rows, _) in sizes}
+    return RowOrder(row_offsets(counts), used, tail_start, packing.groups, tail_used)
+
+
+def placed(
+    item: tuple[int, tuple], order: RowOrder, row_tokens: int, rows_per_shard: int
+) -> tuple[int, tuple]:
+    """An instance's piece in the global token order, cut where shards end: (file, (row,
+    length, complete, [(shard, offset in the shard, from, to in the piece)]))."""
+    file_no, (row, length, complete, group, start) = item
+    size, spans = _piece_length(length, complete), []
+    used = order.used[group]
+    if start < used:  # in the group's own rows
+        end = min(start + size, used)
+        spans.append((order.first_row[group] * row_tokens + start, 0, end - start))
+    if start + size > used:  # in its tail, while the tails' rows last
+        skip = max(used - start, 0)
+        at = order.tail_start[group] + max(start - used, 0)
+        end = min(at + size - skip, order.tail_used)
+        if end > at:
+            spans.append(
+                (order.first_row[order.tail_group] * row_tokens + at, skip, skip + end - at)
+            )
+    shard_tokens = rows_per_shard * row_tokens
+    segments = []
+    for position, begin, end in spans:
+        while begin < end:
+            shard, offset = divmod(position, shard_tokens)
+            take = min(end - begin, shard_tokens - offset)
+            segments.append((shard, offset, begin, begin + take))
+            position, begin = position + take, begin + take
+    return file_no, (row, length, complete, segments)
+
+
+class RouteTokens(beam.DoFn):
+    """A tokenize file with the placements of its documents' instances -> (shard, (offset,
+    tokens)) for every piece of them (a file no instance uses is not read)."""
+
+    def __init__(self, paths: list[str], dtype: type):
+        self.paths, self.dtype = paths, dtype
+
+    def process(self, item: tuple[int, dict[str, Iterable[tuple]]]) -> Iterator[Any]:
+        file_no, joined = item
+        by_row: dict[int, list] = {}
+        for row, length, complete, segments in joined["placements"]:
+            by_row.setdefault(row, []).append((length, complete, segments))
+        row = 0
+        for table in read_arrow_ipc(self.paths[file_no], ["tokens"]) if by_row else ():
+            for tokens in table.column("tokens"):
+                for length, complete, segments in by_row.get(row, ()):
+                    ends = [[BOS_ID], np.asarray(tokens.values)[:length]]
+                    piece = np.concatenate([*ends, [EOS_ID]] if complete else ends)
+                    for shard, offset, begin, end in segments:
+                        yield shard, (offset, piece[begin:end].astype(self.dtype))
+                row += 1
+
+
 class WriteShard(beam.DoFn):
-    """Writes one shard: its rows in global order, exactly `rows_per_shard` (the last one may
-    hold fewer)."""
+    """Writes one shard from its pieces: rows_per_shard rows (the last shard may hold fewer)
+    of seq_len + 1 tokens, every position filled by exactly one piece."""
 
     def __init__(self, layout: ShardLayout):
         self.layout = layout
 
     def process(self, shard: tuple[int, Iterable[tuple[int, np.ndarray]]]) -> Iterator[int]:
         index, pieces = shard
-        rows = np.concatenate([r for _, r in sorted(pieces, key=lambda p: p[0])])
+        pieces = list(pieces)
+        tokens = np.empty(sum(len(p) for _, p in pieces), dtype=pieces[0][1].dtype)
+        for offset, piece in pieces:
+            tokens[offset : offset + len(piece)] = piece
+        rows = tokens.reshape(-1, self.layout.seq_len + 1)
         data = shard_bytes(rows, self.layout.seq_len, self.layout.vocab_size)
         with FileSystems.create(FileSystems.join(self.layout.directory, shard_name(index))) as fh:
             fh.write(data)
@@ -254,23 +368,29 @@ class WriteShard(beam.DoFn):
 
 
 class WriteShards(beam.PTransform):
-    """(group index, rows) -> shard files: groups in index order make the global row order,
-    cut where shard boundaries fall. Outputs the rows of each shard written."""
+    """{"file": every (file number, None) of the token files, "placements" and "sizes" from
+    PackRows} -> shard files: groups in index order make the global row order, cut where
+    shard boundaries fall. Outputs the rows of each shard written."""
 
-    def __init__(self, layout: ShardLayout):
+    def __init__(self, paths: list[str], layout: ShardLayout, packing: Packing):
         super().__init__()
-        self.layout = layout
+        self.paths, self.layout, self.packing = paths, layout, packing
 
-    def expand(self, packed: beam.PCollection) -> beam.PCollection:
-        counts = packed | "RowCounts" >> beam.Map(lambda p: (p[0], len(p[1])))
+    def expand(self, inputs: dict[str, beam.PCollection]) -> beam.PCollection:
+        layout, packing = self.layout, self.packing
+        order = beam.pvalue.AsSingleton(
+            inputs["sizes"]
+            | "AllSizes" >> beam.combiners.ToList()
+            | "RowOrder" >> beam.Map(row_order, packing)
+        )
+        placements = inputs["placements"] | "Place" >> beam.Map(
+            placed, order, layout.seq_len + 1, layout.rows_per_shard
+        )
+        dtype = np.uint16 if layout.vocab_size <= 1 << 16 else np.uint32
         return (
-            packed
-            | "CutIntoShards"
-            >> beam.FlatMap(
-                shard_pieces,
-                counts=beam.pvalue.AsList(counts),
-                rows_per_shard=self.layout.rows_per_shard,
-            )
+            {"file": inputs["file"], "placements": placements}
+            | "JoinFiles" >> beam.CoGroupByKey()
+            | "Route" >> beam.ParDo(RouteTokens(self.paths, dtype))
             | "GroupShards" >> beam.GroupByKey()
-            | "WriteShards" >> beam.ParDo(WriteShard(self.layout))
+            | "WriteShards" >> beam.ParDo(WriteShard(layout))
         )

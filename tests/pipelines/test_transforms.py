@@ -29,6 +29,7 @@ from pipelines.document import (
     document_schema,
     make_document,
     reject_schema,
+    token_schema,
     unit_hash,
     with_rejection,
 )
@@ -40,8 +41,11 @@ from pipelines.store import (
     ReadStage,
     StageStore,
     WriteStage,
+    doc_key,
+    file_of,
     parquet_rows,
     reject_reasons,
+    row_of,
 )
 from pipelines.transforms.dedup import (
     ApplyVerdicts,
@@ -56,9 +60,6 @@ from pipelines.transforms.dedup import (
     Survey,
     SurveyConfig,
     Verdicts,
-    doc_key,
-    file_of,
-    row_of,
 )
 from pipelines.transforms.mixing import (
     Instance,
@@ -661,34 +662,40 @@ def token_docs(lengths: list[int]) -> list[tuple[str, np.ndarray]]:
     ]
 
 
+def token_file(path, docs: list[tuple[str, np.ndarray]]) -> None:
+    """Documents written as the tokenize stage writes them, in record batches of three."""
+    schema = token_schema(32000)
+    rows = [{"id": i, "source": "x", "num_tokens": len(t), "tokens": t.tolist()} for i, t in docs]
+    with pa.ipc.new_file(str(path), schema) as writer:
+        writer.write_table(pa.Table.from_pylist(rows, schema=schema), max_chunksize=3)
+
+
 def cost(n_tokens: int) -> int:
     return n_tokens + 2  # BOS + document + EOS
 
 
 def partial_epoch(docs, source: str, epoch: int, budget: int) -> list[tuple]:
     """The documents of a partial epoch by hand: in the order of their hashes, whole while
-    they fit, then one cut to the budget left (its BOS and the tokens that fit, no EOS)."""
+    they fit, then one cut to the budget left (its BOS and the tokens that fit, no EOS):
+    (id, its row, tokens taken, complete)."""
     chosen = []
-    for doc_id, tokens in sorted(
-        docs, key=lambda d: unit_hash(SEED, "select", source, epoch, d[0])
+    for row, (doc_id, tokens) in sorted(
+        enumerate(docs), key=lambda d: unit_hash(SEED, "select", source, epoch, d[1][0])
     ):
         if cost(len(tokens)) <= budget:
-            chosen.append((doc_id, tuple(tokens.tolist()), True))
+            chosen.append((doc_id, row, len(tokens), True))
             budget -= cost(len(tokens))
         else:
-            chosen.append((doc_id, tuple(tokens[: budget - 1].tolist()), False))
+            chosen.append((doc_id, row, budget - 1, False))
             break
     return chosen
-
-
-def plain(instance: Instance) -> tuple:
-    return (*instance[:4], tuple(instance.tokens.tolist()), instance.complete)
 
 
 def test_source_instances_take_whole_epochs_then_an_exact_budget():
     """Every document once per whole epoch; then documents in hash order until the partial
     epoch's budget, the last one cut so that the partial epoch holds exactly that many tokens
-    (BOS and EOS included). A source with no target gives nothing."""
+    (BOS and EOS included). A source with no target gives nothing. Only ids, keys and token
+    counts travel."""
     docs = token_docs([5, 9, 3, 12, 7, 4])
     available = sum(cost(len(t)) for _, t in docs)
     assert available == 52
@@ -701,25 +708,33 @@ def test_source_instances_take_whole_epochs_then_an_exact_budget():
     expected = []
     for index, (name, plan) in enumerate(plans.items()):
         for epoch in range(plan.full_epochs):
-            expected += [(name, index, epoch, i, tuple(t.tolist()), True) for i, t in docs]
+            expected += [
+                (name, index, epoch, i, doc_key(7, row), len(t), True)
+                for row, (i, t) in enumerate(docs)
+            ]
         if plan.remainder_tokens:
             partial = partial_epoch(docs, name, plan.full_epochs, plan.remainder_tokens)
             # The premise: the budget ends inside a document, with room for its BOS and a token.
-            assert not partial[-1][2] and partial[-1][1]
-            assert sum(len(t) + 1 + c for _, t, c in partial) == plan.remainder_tokens
-            expected += [(name, index, plan.full_epochs, *x) for x in partial]
+            assert not partial[-1][3] and partial[-1][2]
+            assert sum(n + 1 + c for _, _, n, c in partial) == plan.remainder_tokens
+            expected += [
+                (name, index, plan.full_epochs, i, doc_key(7, row), n, c)
+                for i, row, n, c in partial
+            ]
 
     p = pipeline()
-    created = p | beam.Create(docs)
+    created = p | beam.Create([(doc_key(7, row), i, len(t)) for row, (i, t) in enumerate(docs)])
     instances = [
         created | name >> SourceInstances(SourceSampling(plan, index, SEED))
         for index, (name, plan) in enumerate(plans.items())
     ]
-    assert_that(instances | beam.Flatten() | beam.Map(plain), equal_to(expected), label="Instances")
+    assert_that(instances | beam.Flatten() | beam.Map(tuple), equal_to(expected))
     p.run()
 
 
-def packed_by_hand(instances: list[Instance], seq_len: int, groups: int):
+def packed_by_hand(
+    instances: list[Instance], tokens: dict[int, np.ndarray], seq_len: int, groups: int
+):
     """Rows by the documented rule: each instance in a group by its hash, each group one
     BOS ... EOS stream in hash order cut into rows; the leftovers of the groups, in group
     order, one more stream (group `groups`) whose own leftover is dropped. Also the tokens
@@ -730,7 +745,7 @@ def packed_by_hand(instances: list[Instance], seq_len: int, groups: int):
         instances, key=lambda x: (unit_hash(SEED, "order", x.source, x.epoch, x.doc_id), x.doc_id)
     ):
         group = int(unit_hash(SEED, "group", x.source, x.epoch, x.doc_id) * groups)
-        piece = [BOS_ID, *x.tokens.tolist()] + ([EOS_ID] if x.complete else [])
+        piece = [BOS_ID, *tokens[x.key][: x.length].tolist()] + ([EOS_ID] if x.complete else [])
         streams.setdefault(group, []).extend((t, x.source) for t in piece)
     rows, tail = {}, []
     for group in sorted(streams):
@@ -739,75 +754,69 @@ def packed_by_hand(instances: list[Instance], seq_len: int, groups: int):
         tail += streams[group][used:]
     if tail:
         rows[groups] = tail[: len(tail) // row * row]
-    tokens = {
+    by_group = {
         g: np.array([t for t, _ in r], dtype=np.uint32).reshape(-1, row) for g, r in rows.items()
     }
     per_source: dict[str, int] = {}
     for r in rows.values():
         for _, source in r:
             per_source[source] = per_source.get(source, 0) + 1
-    return tokens, per_source, len(tail) % row
+    return by_group, per_source, len(tail) % row
 
 
-def test_pack_rows_packs_each_group_and_then_the_tails_together():
+def test_pack_rows_then_write_shards_in_the_global_row_order(tmp_path):
     """Rows of seq_len + 1 tokens: every group's instances in hash order with BOS and EOS (no
     EOS after a cut document), what does not fill a row carried over to one extra group, so
-    that less than one row's worth is lost in all. Tokens and documents counted per source."""
+    that less than one row's worth is lost in all; groups in index order are the global row
+    order, cut into shards of rows_per_shard rows (the last the rest) even where a group
+    spans a boundary. The token files are read again to fill them; tokens and documents are
+    counted per source."""
     web = token_docs([5, 9, 3, 12, 7, 4, 6])
     books = token_docs([11, 2, 8])
-    instances = [Instance("web", 0, e, i, t, True) for e in (0, 1) for i, t in web]
-    instances += [Instance("books", 1, 0, i, t, True) for i, t in books]
-    instances.append(Instance("books", 1, 1, "doc-0", books[0][1][:4], False))
+    token_file(tmp_path / "web.arrow", web)
+    token_file(tmp_path / "books.arrow", books)
+    paths = [str(tmp_path / "web.arrow"), str(tmp_path / "books.arrow")]
+    tokens = {doc_key(0, r): t for r, (_, t) in enumerate(web)}
+    tokens |= {doc_key(1, r): t for r, (_, t) in enumerate(books)}
+    instances = [
+        Instance("web", 0, e, i, doc_key(0, r), len(t), True)
+        for e in (0, 1)
+        for r, (i, t) in enumerate(web)
+    ]
+    instances += [
+        Instance("books", 1, 0, i, doc_key(1, r), len(t), True) for r, (i, t) in enumerate(books)
+    ]
+    instances.append(Instance("books", 1, 1, "doc-0", doc_key(1, 0), 4, False))
     packing = Packing(["web", "books"], 7, 3, SEED, "mix/test")
-    expected, per_source, lost = packed_by_hand(instances, 7, 3)
+    expected, per_source, lost = packed_by_hand(instances, tokens, 7, 3)
     # The premises: all three groups used, and their tails fill at least one more row.
     assert set(expected) == {0, 1, 2, 3} and len(expected[3]) >= 1
-    total = sum(len(x.tokens) + 1 + x.complete for x in instances)
+    total = sum(x.length + 1 + x.complete for x in instances)
     assert sum(r.size for r in expected.values()) + lost == total and lost < 8
+    global_rows = np.concatenate([expected[g] for g in sorted(expected)])
+    sizes = [min(3, len(global_rows) - start) for start in range(0, len(global_rows), 3)]
+    assert len(sizes) >= 3 and any(len(expected[g]) % 3 for g in expected)  # groups span shards
 
-    def check(items):
-        got = dict(items)
-        assert len(got) == len(items) and sorted(got) == sorted(expected)
-        for group, rows in got.items():
-            assert rows.shape == expected[group].shape, group
-            assert (rows == expected[group]).all(), group
-
+    out = tmp_path / "shards"
+    out.mkdir()
     p = pipeline()
     packed = p | beam.Create(instances) | PackRows(packing)
-    assert_that(packed, check)
+    files = p | "Files" >> beam.Create([(0, None), (1, None)])
+    layout = ShardLayout(str(out), 7, 32000, 3)
+    written = {"file": files, **packed} | WriteShards(paths, layout, packing)
+    assert_that(written, equal_to(sizes))
     result = p.run()
     assert counter(result, "mix/test", "tokens/web") == per_source["web"]
     assert counter(result, "mix/test", "tokens/books") == per_source["books"]
     assert counter(result, "mix/test", "documents/web") == 14
     assert counter(result, "mix/test", "documents/books") == 4
 
-
-def test_write_shards_cuts_the_global_row_order_into_files(tmp_path):
-    """Groups in index order are the global row order (an empty group adds nothing); every
-    shard holds rows_per_shard rows, the last the rest, even where a group spans a boundary."""
-    seq_len = 7
-    sizes = {0: 4, 1: 0, 2: 1, 3: 3}
-    rows, start = {}, 0
-    for group, n in sizes.items():
-        # Row r of the global order is filled with 10 + r.
-        rows[group] = np.repeat(np.arange(10 + start, 10 + start + n), seq_len + 1).reshape(
-            n, seq_len + 1
-        )
-        start += n
-    layout = ShardLayout(str(tmp_path), seq_len, 32000, 3)
-    p = pipeline()
-    written = p | beam.Create(list(rows.items())) | WriteShards(layout)
-    assert_that(written, equal_to([3, 3, 2]))
-    p.run()
-
-    assert sorted(os.listdir(tmp_path)) == [shard_name(i) for i in range(3)]
-    for name, first, n in [(shard_name(0), 10, 3), (shard_name(1), 13, 3), (shard_name(2), 16, 2)]:
-        table = pa.ipc.open_file(str(tmp_path / name)).read_all()
-        assert table.schema.field("tokens").type == pa.list_(pa.uint16(), seq_len + 1)
-        assert [r[0] for r in table.column("tokens").to_pylist()] == list(range(first, first + n))
-    reader = ShardReader(str(tmp_path), verify=False)
-    assert len(reader) == 8
-    assert np.array_equal(np.stack(list(reader.iter_from(0))), np.concatenate(list(rows.values())))
+    assert sorted(os.listdir(out)) == [shard_name(i) for i in range(len(sizes))]
+    table = pa.ipc.open_file(str(out / shard_name(0))).read_all()
+    assert table.schema.field("tokens").type == pa.list_(pa.uint16(), 8)
+    reader = ShardReader(str(out), verify=False)
+    assert len(reader) == len(global_rows)
+    assert np.array_equal(np.stack(list(reader.iter_from(0))), global_rows)
 
 
 # -- quality ------------------------------------------------------------------------------------
