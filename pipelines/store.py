@@ -93,9 +93,7 @@ class StageStore:
     def clear(self, stage: str, source: str = ALL_SOURCES) -> None:
         """Forget a stage's output: the manifest goes first, so the stage reads as unfinished."""
         self.forget(stage, source)
-        directory = self.dir(stage, source)
-        if FileSystems.exists(directory):
-            FileSystems.delete([directory])
+        delete_tree(self.dir(stage, source))
 
     def write_manifest(self, stage: str, source: str, manifest: dict[str, Any]) -> dict[str, Any]:
         manifest = {"stage": stage, "source": source, "code_version": __version__, **manifest}
@@ -123,6 +121,17 @@ class StageStore:
     def read_bytes(self, path: str) -> bytes:
         with FileSystems.open(path) as fh:
             return fh.read()
+
+
+def delete_tree(directory: str) -> None:
+    """A folder and everything in it: a real folder on a local disk, every object under the
+    prefix on an object store (gs://, s3://), where folders do not exist and `exists` is never
+    true of one."""
+    if FileSystems.exists(directory):
+        FileSystems.delete([directory])
+    inside = match_files(FileSystems.join(directory, "**"))
+    if inside:
+        FileSystems.delete(inside)
 
 
 def match_files(pattern: str) -> list[str]:

@@ -23,7 +23,7 @@ from pipelines.errors import UserError
 from pipelines.mixture import SourcePlan, available_tokens, plan_mixture
 from pipelines.shards import MIXTURE_JSON, SHARD_GLOB
 from pipelines.stage import Stage, StageContext
-from pipelines.store import match_files
+from pipelines.store import delete_tree, match_files
 from pipelines.transforms.mixing import (
     Packing,
     PackRows,
@@ -58,7 +58,7 @@ class MixStage(Stage):
         written; committed versions stay for the training runs that read them."""
         ctx.store.forget(self.name, source)
         for leftover in self._uncommitted(ctx):
-            FileSystems.delete([leftover])
+            delete_tree(leftover)
 
     def after_commit(self, ctx: StageContext, source: str, prepared: str) -> None:
         """Old versions beyond `mixture.keep_versions` go (the newest first stay)."""
@@ -70,8 +70,8 @@ class MixStage(Stage):
         others = [v for v in committed if v != prepared]
         keep = ctx.recipe.mixture.keep_versions - 1
         old = others[: max(len(others) - keep, 0)]
-        if old:
-            FileSystems.delete([self.version_dir(ctx, v) for v in old])
+        for version in old:
+            delete_tree(self.version_dir(ctx, version))
 
     def _uncommitted(self, ctx: StageContext) -> list[str]:
         """Version folders without their mixture.json, and shards of the unversioned layout."""

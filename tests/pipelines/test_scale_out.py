@@ -448,12 +448,6 @@ def test_a_model_on_an_object_store_is_copied_to_local_disk_for_its_library(obje
         os.remove(local)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="StageStore.clear deletes a stage's folder only where FileSystems.exists() is true "
-    "of folders; on gs:// and s3:// it deletes the manifest and leaves the files "
-    "(docs/scale-out.md, what is not tested)",
-)
 def test_clearing_a_stage_on_an_object_store_deletes_its_files(object_store):
     store = StageStore(f"{object_store}/work")
     part = store.path("extract", "c4", "part-00000-of-00001.parquet")
@@ -464,11 +458,6 @@ def test_clearing_a_stage_on_an_object_store_deletes_its_files(object_store):
     assert match_files(store.parts("extract", "c4")) == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="mix deletes old versions by their folder name, which deletes nothing on gs:// "
-    "or s3:// (docs/scale-out.md, what is not tested)",
-)
 def test_mix_keeps_only_its_newest_versions_on_an_object_store(object_store):
     store = StageStore(f"{object_store}/work")
     for version in ("v1", "v2", "v3", "v4"):
