@@ -300,24 +300,31 @@ class WriteStage(beam.PTransform):
             )
             rejects_as = "tables"
         else:
-            write = beam.io.WriteToParquet if self.kind == "rows" else beam.io.WriteToParquetBatched
             (
                 kept
                 | "CountKept" >> beam.ParDo(CountChars(f"{self.stage}/{self.source}"))
                 | "WriteKept"
-                >> write(
-                    FileSystems.join(self.directory, _PART),
-                    self.schema,
-                    file_name_suffix=".parquet",
-                )
+                >> _parquet_writer(self.kind, FileSystems.join(self.directory, _PART), self.schema)
             )
             rejects_as = self.kind
-        write = beam.io.WriteToParquet if rejects_as == "rows" else beam.io.WriteToParquetBatched
-        rejected | "WriteRejects" >> write(
-            FileSystems.join(self.directory, _REJECTS, _PART),
-            reject_schema(self.stage),
-            file_name_suffix=".parquet",
+        rejected | "WriteRejects" >> _parquet_writer(
+            rejects_as, FileSystems.join(self.directory, _REJECTS, _PART), reject_schema(self.stage)
         )
+
+
+# Rows are written in row groups of about this much Arrow data: a writer holds one row group in
+# memory, and the next stage reads (and its runner splits work) a row group at a time, so small
+# groups keep every stage's memory flat and give a second worker something to take. Tables are
+# written as they come, one row group each: a stage's tables are the row groups it read.
+ROW_GROUP_BYTES = 4 << 20
+
+
+def _parquet_writer(kind: str, prefix: str, schema: pa.Schema) -> beam.PTransform:
+    if kind == "rows":
+        return beam.io.WriteToParquet(
+            prefix, schema, row_group_buffer_size=ROW_GROUP_BYTES, file_name_suffix=".parquet"
+        )
+    return beam.io.WriteToParquetBatched(prefix, schema, file_name_suffix=".parquet")
 
 
 def _merged(outputs: dict[str, beam.PCollection], side: str, label: str) -> beam.PCollection:
