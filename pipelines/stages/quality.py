@@ -60,11 +60,11 @@ class QualityStage(Stage):
             self.metrics_namespace(source),
             ctx.recipe.quality.max_document_seconds,
         )
-        outputs = (
-            pipeline
-            | f"{source}/Read" >> ReadStage(ctx.store, self.upstream, source)
-            | f"{source}/Filter" >> QualityFilters(config)
-        )
+        read = ReadStage(ctx.store, self.upstream, source)
+        inputs = {"tables": pipeline | f"{source}/Read" >> read}
+        if QualityFilters.reads_twice(filters):
+            inputs["again"] = pipeline | f"{source}/ReadAgain" >> read
+        outputs = inputs | f"{source}/Filter" >> QualityFilters(config)
         if "cutoffs" in outputs:
             (
                 outputs["cutoffs"]

@@ -117,27 +117,36 @@ class QualityFiltering:
 
 
 class QualityFilters(beam.PTransform):
-    """Document Tables -> {KEPT: Tables, REJECTED: Tables}, and "cutoffs" (the perplexity
-    cut-offs used, as one list) when the source has a perplexity filter."""
+    """{"tables": Document Tables, "again": the same Tables read a second time} ->
+    {KEPT: Tables, REJECTED: Tables}, and "cutoffs" (the perplexity cut-offs used, as one
+    list) when the source has a perplexity filter.
+
+    Percentile cut-offs need every document's perplexity before the first decision. They are
+    computed from the second read ("again", scored for perplexity alone), so the documents
+    themselves flow from the first read through scoring and deciding without ever being held
+    all at once (a runner keeps a PCollection that waits for a side input in full); the price
+    is scoring perplexity twice. Without percentiles, "again" is not needed."""
 
     def __init__(self, config: QualityFiltering):
         super().__init__()
         self.config = config
 
-    def expand(self, tables: beam.PCollection) -> dict[str, beam.PCollection]:
+    def expand(self, inputs: dict[str, beam.PCollection]) -> dict[str, beam.PCollection]:
         config = self.config
         filters = with_trained_classifier(config.filters, config.classifier)
-        scored = tables | "Score" >> beam.ParDo(ScoreFn(filters))
+        scored = inputs["tables"] | "Score" >> beam.ParDo(ScoreFn(filters))
         decide = DecideFn(filters, config.namespace, config.max_document_seconds)
         perplexity = next((f for f in filters if isinstance(f, PerplexityConfig)), None)
         if perplexity is None:
             outputs = scored | "Decide" >> beam.ParDo(decide, None).with_outputs(KEPT, REJECTED)
             return {KEPT: outputs[KEPT], REJECTED: outputs[REJECTED]}
+        pipeline = inputs["tables"].pipeline
         if perplexity.cutoffs is not None:
-            cutoffs = tables.pipeline | "FixedCutoffs" >> beam.Create([list(perplexity.cutoffs)])
+            cutoffs = pipeline | "FixedCutoffs" >> beam.Create([list(perplexity.cutoffs)])
         else:
             cutoffs = (
-                scored
+                inputs["again"]
+                | "ScorePerplexity" >> beam.ParDo(ScoreFn([perplexity]))
                 | "Perplexities" >> beam.FlatMap(_finite)
                 | "Quantiles" >> beam.ApproximateQuantiles.Globally(QUANTILES)
                 | "Cutoffs"
@@ -147,3 +156,8 @@ class QualityFilters(beam.PTransform):
         side = beam.pvalue.AsSingleton(statistics, default_value=None)
         outputs = scored | "Decide" >> beam.ParDo(decide, side).with_outputs(KEPT, REJECTED)
         return {KEPT: outputs[KEPT], REJECTED: outputs[REJECTED], "cutoffs": cutoffs}
+
+    @staticmethod
+    def reads_twice(filters: list[FilterConfig]) -> bool:
+        """Whether the filters need the second read ("again"): percentile cut-offs."""
+        return any(isinstance(f, PerplexityConfig) and f.cutoffs is None for f in filters)

@@ -925,7 +925,7 @@ def test_quality_filters_keep_clean_and_reject_with_the_rule_that_failed():
         assert (fair["value"], fair["threshold"]) == (1, 5)
 
     p = pipeline()
-    out = p | beam.Create(tables) | QualityFilters(config)
+    out = {"tables": p | beam.Create(tables)} | QualityFilters(config)
     assert set(out) == {KEPT, REJECTED}  # no perplexity filter: no cut-offs
     assert_that(out[KEPT], check_kept, label="Kept")
     assert_that(out[REJECTED], check_rejected, label="Rejected")
