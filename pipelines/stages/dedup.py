@@ -31,7 +31,6 @@ from pipelines.transforms.dedup import (
     KeepOrder,
     LineDedup,
     LineDedupConfig,
-    Signing,
     Survey,
     SurveyConfig,
     Verdicts,
@@ -123,25 +122,29 @@ class DedupStage(Stage):
             tuple(settings.keep), {s: i for i, s in enumerate(settings.source_priority)}
         )
         lines = LineDedupConfig(settings.line_groups, settings.min_words_after_lines)
-        signing = Signing(settings.ngram, settings.num_perm, settings.seed, settings.max_miss)
         numbered = pipeline | "Files" >> beam.Create(files.numbered())
         if any(s.lines for s in files.sources):
             line_notes = numbered | "Lines" >> LineDedup(files, lines)
         else:
             line_notes = pipeline | "NoLines" >> beam.Create([])
-        config = SurveyConfig(lines, order, settings.exact, signing if settings.near else None)
+        config = SurveyConfig(lines, order, settings.exact)
         survey = {"file": numbered, "lines": line_notes} | "Survey" >> Survey(files, config)
         copies = survey["exact"] | "Exact" >> ExactDedup()
         verdict_inputs = {"exact": copies}
         if settings.near:
-            near = NearDedupConfig(signing, settings.verify, settings.bucket_all_pairs, order)
+            near = NearDedupConfig(
+                settings.ngram,
+                settings.num_perm,
+                settings.seed,
+                settings.verify,
+                settings.max_miss,
+                settings.bucket_all_pairs,
+                order,
+            )
             skip = copies | "SkipCopies" >> beam.Map(lambda c: (file_of(c[0]), row_of(c[0])))
-            nodes = {
-                "bands": survey["bands"],
-                "file": numbered,
-                "cuts": survey["cuts"],
-                "skip": skip,
-            } | "Near" >> NearDuplicates(files, lines, near)
+            nodes = {"file": numbered, "cuts": survey["cuts"], "skip": skip} | "Near" >> (
+                NearDuplicates(files, lines, near)
+            )
             final = nodes | "Rounds" >> KeepOrRemove(
                 settings.rounds, lambda key, f=files: f.source_of(key).namespace
             )

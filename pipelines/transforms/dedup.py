@@ -11,8 +11,8 @@ shuffle is held in memory, this keeps the stage's memory to the size of those re
   LineDedup      per file: packed (line hash, doc) arrays by (source, line group, shard)
                  -> GroupByKey -> hashes in 2+ documents -> (file, (rows, hashes)) notes
   Survey         per file with its line notes, each document's text after line dedup once:
-                 "cuts" (which lines go, or too short), "exact" ((group, text hash),
-                 (priority, doc)), "bands" (packed LSH band rows, see near_dedup.py)
+                 "cuts" (which lines go, or too short) and "exact" ((group, text hash),
+                 (priority, doc)); later readings apply the cuts by line number
   ExactDedup     exact records -> GroupByKey -> each copy but the best, naming the best
   Verdicts       exact copies (repointed when their survivor went as a near copy) and near
                  copies, as (file, (row, verdict)) notes
@@ -37,8 +37,6 @@ from dedup.lines import (
     repeated_line_numbers,
     without_line_numbers,
 )
-from dedup.minhash import choose_banding, shingle_hashes
-from dedup.minhash import signature as minhash_signature
 from filters.gopher import word_count
 from pipelines.document import unit_hash, with_rejection
 from pipelines.store import (
@@ -241,98 +239,43 @@ class LineDedup(beam.PTransform):
 
 # -- one pass over the text after line dedup ----------------------------------------------------
 @dataclass(frozen=True)
-class Signing:
-    """MinHash signatures and LSH bands of word n-gram shingles (near dedup)."""
-
-    ngram: int
-    num_perm: int
-    seed: int
-    max_miss: float  # the banding misses a pair at the threshold at most this often
-
-
-@dataclass(frozen=True)
 class SurveyConfig:
     lines: LineDedupConfig
     order: KeepOrder
     exact: bool  # exact dedup on: text hashes
-    signing: Signing | None  # near dedup on: LSH band rows
-
-
-_PACKED_DOCS = 4096  # documents whose band rows one record packs
 
 
 class SurveyFn(beam.DoFn):
-    """A file joined with its line notes -> its documents' cuts (file, (row, cut)), exact
-    records ((group, text hash), (priority, doc key)) under "exact", and band rows under
-    "bands": ((group, band, shard), (rows [n, r], doc keys [n])), packed per file."""
+    """A file joined with its line notes -> its documents' cuts (file, (row, cut)), and
+    exact records ((group, text hash), (priority, doc key)) under "exact"."""
 
     def __init__(self, files: DedupFiles, config: SurveyConfig):
-        self.files, self.lines, self.order = files, config.lines, config.order
-        self.exact, self.signing = config.exact, config.signing
-
-    def setup(self) -> None:
-        s = self.signing
-        self.bandings = (
-            [choose_banding(g.threshold, s.num_perm, s.max_miss) for g in self.files.groups]
-            if s
-            else []
-        )
+        self.files, self.config = files, config
 
     def process(self, item) -> Iterator[Any]:
         file_no, joined = item
+        lines, order = self.config.lines, self.config.order
         repeated = line_notes(joined.get("lines", ()))
-        packs: dict[int, tuple[list[np.ndarray], list[int]]] = {}  # group -> band rows, keys
-        signed = 0
-        for key, doc in read_file(self.files, file_no, PRIORITY_COLUMNS):
+        columns = PRIORITY_COLUMNS if self.config.exact else ("id", "text")
+        # Without line notes or exact dedup there is nothing to learn from this file.
+        documents = read_file(self.files, file_no, columns) if repeated or self.config.exact else ()
+        for key, doc in documents:
             duplicated = repeated.get(row_of(key))
             if duplicated:
-                cut, text = cut_of(doc["text"] or "", duplicated, self.lines.min_words)
+                cut, text = cut_of(doc["text"] or "", duplicated, lines.min_words)
                 yield file_no, (row_of(key), cut)
-                if cut[1] < self.lines.min_words:
+                if cut[1] < lines.min_words:
                     continue  # too short: line dedup drops it
                 doc = {**doc, "text": text}
-            group = self.files.group_index(key)
-            if self.exact:
+            if self.config.exact:
+                group = self.files.group_index(key)
                 exact_key = (group, text_hash(doc["text"] or ""))
-                yield beam.pvalue.TaggedOutput(
-                    "exact", (exact_key, (self.order.priority(doc), key))
-                )
-            if self.signing and self._sign(doc, key, group, packs):
-                signed += 1
-                if signed % _PACKED_DOCS == 0:
-                    yield from self._packed(packs)
-                    packs = {}
-        yield from self._packed(packs)
-
-    def _sign(self, doc, key: int, group: int, packs) -> bool:
-        s = self.signing
-        shingles = shingle_hashes(doc["text"] or "", s.ngram)
-        if shingles.size == 0:
-            return False
-        sig = minhash_signature(shingles, s.num_perm, s.seed)
-        bands, keys = packs.setdefault(group, ([], []))
-        bands.append(self.bandings[group].band_rows(sig))
-        keys.append(key)
-        return True
-
-    def _packed(self, packs) -> Iterator[Any]:
-        """((group, band, shard), (band rows [n, rows], doc keys [n])) per band and shard."""
-        shards = np.uint32(self.files.shards)
-        for group, (bands, keys) in packs.items():
-            bands, keys = np.stack(bands), np.array(keys, dtype=np.uint64)  # [n, bands, rows]
-            for band in range(bands.shape[1]):
-                rows = np.ascontiguousarray(bands[:, band, :])
-                shard_of = rows[:, 0] % shards
-                for shard in np.unique(shard_of).tolist():
-                    mine = shard_of == shard
-                    yield beam.pvalue.TaggedOutput(
-                        "bands", ((group, band, shard), (rows[mine], keys[mine]))
-                    )
+                yield beam.pvalue.TaggedOutput("exact", (exact_key, (order.priority(doc), key)))
 
 
 class Survey(beam.PTransform):
-    """{"file": every (file number, None), "lines": line notes} -> {"cuts", "exact",
-    "bands"} (see SurveyFn): everything later steps need from the text, in one reading."""
+    """{"file": every (file number, None), "lines": line notes} -> {"cuts", "exact"} (see
+    SurveyFn): what later steps need from line and exact dedup, in one reading."""
 
     def __init__(self, files: DedupFiles, config: SurveyConfig):
         super().__init__()
@@ -342,9 +285,9 @@ class Survey(beam.PTransform):
         out = (
             inputs
             | "JoinFiles" >> beam.CoGroupByKey()
-            | "Survey" >> beam.ParDo(self.fn).with_outputs("exact", "bands", main="cuts")
+            | "Survey" >> beam.ParDo(self.fn).with_outputs("exact", main="cuts")
         )
-        return {"cuts": out["cuts"], "exact": out["exact"], "bands": out["bands"]}
+        return {"cuts": out["cuts"], "exact": out["exact"]}
 
 
 # -- exact dedup ----------------------------------------------------------------------------------

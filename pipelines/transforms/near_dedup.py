@@ -4,11 +4,13 @@ distributed rounds (see dedup/cluster.py for the rule each node applies).
 
 As in dedup.py, documents travel as doc keys (file, row), never as rows:
 
-  NearDuplicates the survey's packed (band rows, doc) arrays by (group, band, shard) ->
-                 GroupByKey -> buckets of 2+ documents -> their members' files read again
-                 for their priorities and shingles -> (bucket, (priority, doc)) ->
-                 GroupByKey -> candidate pairs -> Distinct -> two CoGroupByKeys with the
-                 shingles -> verified edges -> GroupByKey -> per-document neighbourhoods
+  NearDuplicates per file with its cuts, the documents exact dedup keeps: packed (band rows,
+                 doc) arrays by (group, band, shard) -> GroupByKey -> buckets of 2+
+                 documents -> their members' files read again for their priorities and
+                 shingles -> (bucket, (priority, doc)) ->
+                 GroupByKey -> candidate pairs -> Distinct -> those the set sizes allow ->
+                 two CoGroupByKeys with the shingles -> verified edges -> GroupByKey ->
+                 per-document neighbourhoods
   KeepOrRemove   rounds of local decisions, one GroupByKey each, the rest finished in order
 
 Stopping early. A Beam graph is fixed before it runs, so the rounds cannot be cut short by
@@ -35,14 +37,19 @@ import numpy as np
 from apache_beam.io.filesystems import FileSystems
 
 from dedup.cluster import KEPT, REMOVED, UNDECIDED, Node, resolve_locally
-from dedup.minhash import estimated_jaccard, exact_jaccard, shared_rows, shingle_hashes
+from dedup.minhash import (
+    choose_banding,
+    estimated_jaccard,
+    exact_jaccard,
+    shared_rows,
+    shingle_hashes,
+)
 from dedup.minhash import signature as minhash_signature
 from pipelines.transforms.dedup import (
     PRIORITY_COLUMNS,
     DedupFiles,
     KeepOrder,
     LineDedupConfig,
-    Signing,
     cut_documents,
     file_of,
     row_of,
@@ -51,10 +58,62 @@ from pipelines.transforms.dedup import (
 
 @dataclass(frozen=True)
 class NearDedupConfig:
-    signing: Signing  # shingles, MinHash and LSH bands (the survey computes the bands)
+    ngram: int
+    num_perm: int
+    seed: int
     verify: str  # "exact" (on the shingles) or "estimated" (on the signatures)
+    max_miss: float  # the banding misses a pair at the threshold at most this often
     bucket_all_pairs: int  # larger buckets pair each member with their top members only
     order: KeepOrder
+
+
+_PACKED_DOCS = 4096  # documents whose band rows one record packs
+
+
+class SignFn(beam.DoFn):
+    """A file with its cuts and its exact copies' rows ("skip") -> ((group, band, shard),
+    (band rows [n, rows], doc keys [n])) for its other documents that have shingles, packed
+    per file instead of one record a band."""
+
+    def __init__(self, files: DedupFiles, lines: LineDedupConfig, config: NearDedupConfig):
+        self.files, self.lines, self.config = files, lines, config
+
+    def setup(self) -> None:
+        c = self.config
+        self.bandings = [
+            choose_banding(g.threshold, c.num_perm, c.max_miss) for g in self.files.groups
+        ]
+
+    def process(self, item) -> Iterator[Any]:
+        c = self.config
+        skip = set(item[1]["skip"])
+        packs: dict[int, tuple[list[np.ndarray], list[int]]] = {}  # group -> band rows, keys
+        signed = 0
+        for key, _, doc, _ in cut_documents(self.files, self.lines, item, ("id", "text")):
+            shingles = shingle_hashes(doc["text"] or "", c.ngram) if doc else None
+            if shingles is None or shingles.size == 0 or row_of(key) in skip:
+                continue
+            group = self.files.group_index(key)
+            bands, keys = packs.setdefault(group, ([], []))
+            sig = minhash_signature(shingles, c.num_perm, c.seed)
+            bands.append(self.bandings[group].band_rows(sig))
+            keys.append(key)
+            signed += 1
+            if signed % _PACKED_DOCS == 0:
+                yield from self._packed(packs)
+                packs = {}
+        yield from self._packed(packs)
+
+    def _packed(self, packs) -> Iterator[Any]:
+        shards = np.uint32(self.files.shards)
+        for group, (bands, keys) in packs.items():
+            bands, keys = np.stack(bands), np.array(keys, dtype=np.uint64)  # [n, bands, rows]
+            for band in range(bands.shape[1]):
+                rows = np.ascontiguousarray(bands[:, band, :])
+                shard_of = rows[:, 0] % shards
+                for shard in np.unique(shard_of).tolist():
+                    mine = shard_of == shard
+                    yield (group, band, shard), (rows[mine], keys[mine])
 
 
 def _bucket_members(item) -> Iterator[tuple[int, tuple[int, ...]]]:
@@ -69,16 +128,15 @@ def _bucket_members(item) -> Iterator[tuple[int, tuple[int, ...]]]:
 
 
 class CandidateFn(beam.DoFn):
-    """A file with its cuts, candidate rows and exact copies ("skip") -> (doc key,
-    shingles or signature bytes), and (doc key, priority) under "priority", for each
-    candidate that is not an exact copy (those leave their buckets for lack of a priority)."""
+    """A file with its cuts and candidate rows -> (doc key, shingles or signature bytes),
+    and (doc key, (priority, shingles in it)) under "priority", for each candidate."""
 
     def __init__(self, files: DedupFiles, lines: LineDedupConfig, config: NearDedupConfig):
         self.files, self.lines, self.config = files, lines, config
 
     def process(self, item) -> Iterator[Any]:
-        s, order = self.config.signing, self.config.order
-        candidates = set(item[1]["candidates"]) - set(item[1]["skip"])
+        c = self.config
+        candidates = set(item[1]["candidates"])
         # A file without candidates is not read.
         documents = (
             cut_documents(self.files, self.lines, item, PRIORITY_COLUMNS) if candidates else ()
@@ -86,30 +144,46 @@ class CandidateFn(beam.DoFn):
         for key, _, doc, _ in documents:
             if row_of(key) not in candidates:
                 continue
-            payload = shingle_hashes(doc["text"] or "", s.ngram)
-            if self.config.verify != "exact":
-                payload = minhash_signature(payload, s.num_perm, s.seed)
-            yield beam.pvalue.TaggedOutput("priority", (key, order.priority(doc)))
+            shingles = shingle_hashes(doc["text"] or "", c.ngram)
+            payload = shingles
+            if c.verify != "exact":
+                payload = minhash_signature(shingles, c.num_perm, c.seed)
+            yield beam.pvalue.TaggedOutput(
+                "priority", (key, (c.order.priority(doc), shingles.size))
+            )
             yield key, payload.tobytes()
 
 
-def _bucket_pairs(item, all_pairs: int) -> Iterator[tuple[Any, Any, tuple, tuple]]:
-    """Candidate pairs of a bucket, higher priority first in each pair."""
+def _bucket_pairs(item, all_pairs: int) -> Iterator[tuple[Any, Any, tuple, tuple, int, int]]:
+    """Candidate pairs of a bucket, higher priority first in each pair, with the number of
+    shingles of each side."""
     _, members = item
     members = sorted(set(members))
     if len(members) < 2:
         return
     anchors = members if len(members) <= all_pairs else members[:all_pairs]
-    for i, (pa, a) in enumerate(anchors):
-        for pb, b in members[i + 1 :]:
-            yield a, b, pa, pb
+    for i, (pa, a, sa) in enumerate(anchors):
+        for pb, b, sb in members[i + 1 :]:
+            yield a, b, pa, pb, sa, sb
 
 
-def _in_buckets(item) -> Iterator[tuple[tuple[int, ...], tuple[tuple, int]]]:
+def _in_buckets(item) -> Iterator[tuple[tuple[int, ...], tuple[tuple, int, int]]]:
     key, joined = item
-    for priority in joined["priority"]:  # none for an exact copy: it leaves its buckets
-        for bucket in joined["bucket"]:
-            yield bucket, (priority, key)
+    ((priority, size),) = joined["priority"]
+    for bucket in joined["bucket"]:
+        yield bucket, (priority, key, size)
+
+
+def _within_reach(pair, files: DedupFiles, verify: str) -> Iterator[tuple]:
+    """The pair, unless its sizes alone rule it out: the Jaccard similarity of two sets is
+    at most the smaller size over the larger, so a pair below the threshold by that bound
+    (with a margin for rounding) is counted as checked and never shipped with its shingles."""
+    a, b, pa, pb, sa, sb = pair
+    group = files.group_of(a)
+    if verify == "exact" and min(sa, sb) < group.threshold * max(sa, sb) * (1 - 1e-9):
+        beam.metrics.Metrics.counter(group.namespace, "candidate_pairs").inc()
+    else:
+        yield a, b, pa, pb
 
 
 def _attach_first(item) -> Iterator[Any]:
@@ -156,14 +230,9 @@ def _node_of(item) -> tuple[int, Node]:
 
 
 class NearDuplicates(beam.PTransform):
-    """{"bands": the survey's band rows, "file": every (file number, None), "cuts": the
-    survey's cuts, "skip": (file number, row) of exact copies} -> (doc key, Node): the
-    documents that have verified near-duplicates, undecided, each with its neighbours'
-    priorities and similarities.
-
-    Exact copies are in the bands too (the survey reads each text once, before exact dedup
-    has decided); they leave every bucket before its pairs are formed, so the pairs are
-    those of the documents exact dedup keeps."""
+    """{"file": every (file number, None), "cuts": the survey's cuts, "skip": (file number,
+    row) of exact copies} -> (doc key, Node): the documents that have verified
+    near-duplicates, undecided, each with its neighbours' priorities and similarities."""
 
     def __init__(self, files: DedupFiles, lines: LineDedupConfig, config: NearDedupConfig):
         super().__init__()
@@ -172,7 +241,9 @@ class NearDuplicates(beam.PTransform):
     def expand(self, inputs: dict[str, beam.PCollection]) -> beam.PCollection:
         files, lines, config = self.files, self.lines, self.config
         members = (
-            inputs["bands"]
+            inputs
+            | "JoinToSign" >> beam.CoGroupByKey()
+            | "Sign" >> beam.ParDo(SignFn(files, lines, config))
             | "Buckets" >> beam.GroupByKey()
             | "SharedBuckets" >> beam.FlatMap(_bucket_members)
         )
@@ -180,7 +251,6 @@ class NearDuplicates(beam.PTransform):
             {
                 "file": inputs["file"],
                 "cuts": inputs["cuts"],
-                "skip": inputs["skip"],
                 "candidates": members
                 | "ByFile" >> beam.Map(lambda m: (file_of(m[0]), row_of(m[0]))),
             }
@@ -197,6 +267,7 @@ class NearDuplicates(beam.PTransform):
             | "GroupBuckets" >> beam.GroupByKey()
             | "Pairs" >> beam.FlatMap(_bucket_pairs, config.bucket_all_pairs)
             | "DistinctPairs" >> beam.Distinct()
+            | "WithinReach" >> beam.FlatMap(_within_reach, files, config.verify)
         )
         half = (
             {

@@ -56,7 +56,6 @@ from pipelines.transforms.dedup import (
     KeepOrder,
     LineDedup,
     LineDedupConfig,
-    Signing,
     Survey,
     SurveyConfig,
     Verdicts,
@@ -235,7 +234,7 @@ def test_line_dedup_removes_lines_shared_by_documents_of_a_group(tmp_path):
         notes = numbered | f"{name}Lines" >> LineDedup(files, config)
         assert_that(notes, lambda items: all(map(is_compact_note, items)), label=f"{name}Notes")
         survey = {"file": numbered, "lines": notes} | f"{name}Survey" >> Survey(
-            files, SurveyConfig(config, ORDER, exact=False, signing=None)
+            files, SurveyConfig(config, ORDER, exact=False)
         )
         none = p | f"{name}NoVerdicts" >> beam.Create([])
         out[name] = applied(p, files, config, survey["cuts"], none, name)
@@ -312,9 +311,7 @@ def test_exact_dedup_keeps_the_first_copy_in_the_keep_order(tmp_path):
     p = pipeline()
     numbered = p | beam.Create(files.numbered())
     none = p | "NoLines" >> beam.Create([])
-    survey = {"file": numbered, "lines": none} | Survey(
-        files, SurveyConfig(lines, order, True, None)
-    )
+    survey = {"file": numbered, "lines": none} | Survey(files, SurveyConfig(lines, order, True))
     copies = survey["exact"] | ExactDedup()
     out = applied(p, files, lines, survey["cuts"], {"exact": copies} | Verdicts(), "Exact")
     kept = ["wikipedia/cafe-2", "web/train-2", "web/museum-1", "web/unique"]
@@ -370,7 +367,6 @@ BAKERY_1 = replace_once(
     replace_once(BAKERY, "her brother", "her sister"), "the rye bread", "the black bread"
 )
 BAKERY_2 = replace_once(replace_once(BAKERY, "oak table", "pine table"), "good flour", "fine flour")
-SIGNING = Signing(5, 128, 1, 0.001)
 
 
 def similarity(a: str, b: str) -> float:
@@ -383,12 +379,12 @@ def near_nodes(p, files: DedupFiles, order: KeepOrder, verify: str, label: str):
     numbered = p | f"{label}Files" >> beam.Create(files.numbered())
     none = p | f"{label}NoLines" >> beam.Create([])
     survey = {"file": numbered, "lines": none} | f"{label}Survey" >> Survey(
-        files, SurveyConfig(lines, order, True, SIGNING)
+        files, SurveyConfig(lines, order, True)
     )
     copies = survey["exact"] | f"{label}Exact" >> ExactDedup()
     skip = copies | f"{label}Skip" >> beam.Map(lambda c: (file_of(c[0]), row_of(c[0])))
-    config = NearDedupConfig(SIGNING, verify, 64, order)
-    inputs = {"bands": survey["bands"], "file": numbered, "cuts": survey["cuts"], "skip": skip}
+    config = NearDedupConfig(5, 128, 1, verify, 0.001, 64, order)
+    inputs = {"file": numbered, "cuts": survey["cuts"], "skip": skip}
     nodes = inputs | f"{label}Near" >> NearDuplicates(files, lines, config)
     return nodes, copies, survey["cuts"]
 
