@@ -10,10 +10,12 @@ copyright files word for word or nearly, which makes an honest near-duplicate co
 Larger scales add copies of the corpus whose every line carries a copy-specific word (new
 documents, as far from the originals as unrelated ones).
 
-Each contender runs in its own process (peak RSS is its own); all on one core:
-ours = the `dedup` stage through Beam's FnApiRunner, Parquet in (the quality stage's output
-format) to Parquet out, exact + near dedup at 0.8; datatrove 0.10.1 = MinhashDedupSignature,
-Buckets, Cluster, Filter with its defaults (14 bands x 8 rows, 5-grams), JSONL in and out;
+Each contender runs in its own process (peak RSS is its own, the corpus in memory included);
+all on one core: ours = the `dedup` stage through Beam's FnApiRunner, Parquet in (the quality
+stage's output format) to Parquet out, exact + near dedup at 0.8, the stage itself in a
+process of its own whose peak RSS is reported apart ("stage peak"); datatrove 0.10.1 =
+MinhashDedupSignature, Buckets, Cluster, Filter with its defaults (14 bands x 8 rows,
+5-grams), JSONL in and out;
 datasketch 2.0.0 = MinHash(128) + MinHashLSH(0.8) over 5-gram shingles, query then insert.
 """
 
@@ -64,14 +66,16 @@ def peak_mb() -> float:
     return max(own, children) / 1024
 
 
-def run_ours(docs, workdir: Path) -> set[str]:
+def run_ours(docs, workdir: Path):
+    """The corpus written as the quality stage's output, then the dedup stage run in a
+    process of its own (benchmarks/stage_memory.py), whose peak RSS is the stage's alone."""
     import pyarrow as pa
     import pyarrow.parquet as pq
     import yaml
 
     from flows.recipe import load_recipe
     from pipelines.document import document_schema
-    from pipelines.stages import STAGE_CLASSES, StageContext, run_stage
+    from pipelines.stages import StageContext
     from pipelines.store import match_files
 
     recipe_path = workdir / "recipe.yaml"
@@ -94,13 +98,20 @@ def run_ours(docs, workdir: Path) -> set[str]:
     ctx.store.write_manifest(
         "quality", "docs", {"run_id": "bench", "counts": {"input": len(rows), "kept": len(rows)}}
     )
-    started = time.perf_counter()
-    run_stage(STAGE_CLASSES["dedup"](), ctx, ["docs"])
-    seconds = time.perf_counter() - started
+    del rows
+    stage = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "stage_memory.py")]
+        + ["--run", "dedup", "--recipe", str(recipe_path)],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    run = json.loads(stage.stdout.strip().splitlines()[-1])
     removed = set()
     for path in match_files(ctx.store.rejects("dedup", "docs")):
         removed |= set(pq.read_table(path, columns=["id"]).column("id").to_pylist())
-    return seconds, removed
+    return run["seconds"], removed, run["peak_mb"]
 
 
 def run_datatrove(docs, workdir: Path):
@@ -162,7 +173,7 @@ def run_datatrove(docs, workdir: Path):
     for path in glob.glob(str(workdir / "removed" / "*.jsonl")):
         with open(path) as fh:
             removed |= {json.loads(line)["id"] for line in fh}
-    return seconds, removed
+    return seconds, removed, None
 
 
 def run_datasketch(docs, workdir: Path):
@@ -182,15 +193,16 @@ def run_datasketch(docs, workdir: Path):
             removed.add(d["id"])
         else:
             lsh.insert(d["id"], m)
-    return time.perf_counter() - started, removed
+    return time.perf_counter() - started, removed, None
 
 
 def contender(name: str, scale: int) -> None:
     docs = corpus(scale)
     with tempfile.TemporaryDirectory() as tmp:
         run = {"ours": run_ours, "datatrove": run_datatrove, "datasketch": run_datasketch}[name]
-        seconds, removed = run(docs, Path(tmp))
-    print(json.dumps({"seconds": seconds, "removed": sorted(removed), "peak_mb": peak_mb()}))
+        seconds, removed, stage_mb = run(docs, Path(tmp))
+    out = {"seconds": seconds, "removed": sorted(removed), "peak_mb": peak_mb()}
+    print(json.dumps({**out, "stage_mb": stage_mb}))
 
 
 def ground_truth(docs) -> tuple[dict[str, set[str]], int]:
@@ -236,9 +248,12 @@ def main() -> None:
     neighbours, should_go = ground_truth(base)
     print(f"{len(base)} documents, {megabytes:.1f} MB; brute force: {should_go} to remove")
     print()
-    columns = "contender scale MB seconds MB/s_per_core peak_RSS_MB removed precision recall"
+    columns = (
+        "contender scale MB seconds MB/s_per_core peak_RSS_MB stage_peak_RSS_MB removed "
+        "precision recall"
+    )
     print("| " + " | ".join(c.replace("_", " ") for c in columns.split()) + " |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     names = ["ours", "datasketch", "datatrove"] if args.peers else ["ours"]
     for name in names:
         for scale in args.scales if name == "ours" else [1]:
@@ -256,7 +271,8 @@ def main() -> None:
             mb = megabytes * scale
             rate = mb / out["seconds"]
             row = [name, f"{scale}x", f"{mb:.1f}", f"{out['seconds']:.1f}", f"{rate:.2f}"]
-            row += [f"{out['peak_mb']:.0f}", str(len(removed))]
+            stage_mb = f"{out['stage_mb']:.0f}" if out["stage_mb"] else "–"
+            row += [f"{out['peak_mb']:.0f}", stage_mb, str(len(removed))]
             if scale == 1:
                 kept = {d["id"] for d in base} - removed
                 correct = sum(1 for i in removed if neighbours[i] & kept)
