@@ -433,7 +433,8 @@ def read_or_scan(
 
 def batched(records: Iterable[Any], max_records: int, max_size: int) -> Iterator[Any]:
     """Records as they come, except Raw ones: those are gathered into lists of at most
-    `max_records` and, past the first, `max_size` in all, each passed on once full."""
+    `max_records` records and `max_size` in all (a larger record goes alone), each list
+    passed on as soon as it is full, so that a scan never holds more than one."""
     batch: list[Raw] = []
     size = 0
     for record in records:
