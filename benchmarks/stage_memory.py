@@ -81,6 +81,19 @@ def write_recipe(workdir: Path, inputs: list[str], scale: int) -> Path:
                 "format": "warc",
                 "inputs": inputs,
                 "weight": 1,
+                # The CommonCrawl chain: the Gopher rules, C4's, and CCNet's perplexity with
+                # cut-offs at percentiles of the source (the sample's Wikipedia KenLM model).
+                "filters": [
+                    "gopher_repetition",
+                    "gopher_quality",
+                    {"name": "c4", "require_terminal_punctuation": False},
+                    {
+                        "name": "perplexity",
+                        "model": str(ROOT / "samples/lm/wikipedia.arpa"),
+                        "tokenizer": str(ROOT / "samples/lm/wikipedia.sp.model"),
+                        "keep": ["head", "middle"],
+                    },
+                ],
             }
         },
         "tokenizer": {"vocab_size": 8000, "sample_chars": 5_000_000},
