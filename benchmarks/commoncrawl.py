@@ -30,7 +30,6 @@ import gzip
 import io
 import json
 import os
-import resource
 import shutil
 import subprocess
 import sys
@@ -156,14 +155,17 @@ def warm_prefect_home() -> None:
 
 
 def timed(command: list[str], env: dict[str, str] | None = None) -> dict[str, float]:
-    """CPU seconds (user + system) and wall seconds of a whole process tree on one core."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    """CPU seconds (user + system), wall seconds and the peak RSS of any one process of a whole
+    process tree on one core (os.wait4 reports the child and every descendant it waited for)."""
     started = time.perf_counter()
-    subprocess.run(["taskset", "-c", CORE, *command], check=True, env=env)
+    child = subprocess.Popen(["taskset", "-c", CORE, *command], env=env)
+    _, status, usage = os.wait4(child.pid, 0)
     wall = time.perf_counter() - started
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    return {"cpu_s": cpu, "wall_s": wall, "peak_rss_mb": after.ru_maxrss / 1024}
+    child.returncode = os.waitstatus_to_exitcode(status)
+    if child.returncode:
+        raise subprocess.CalledProcessError(child.returncode, command)
+    cpu = usage.ru_utime + usage.ru_stime
+    return {"cpu_s": cpu, "wall_s": wall, "peak_rss_mb": usage.ru_maxrss / 1024}
 
 
 def run_ours(files: list[Path], work: Path) -> dict[str, float]:
