@@ -9,7 +9,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from apache_beam.io import fileio
 from apache_beam.io.filesystems import FileSystems
-from apache_beam.options.pipeline_options import PipelineOptions
+from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions, StandardOptions
 
 from pipelines.recipe import Recipe
 
@@ -23,6 +23,15 @@ def pipeline_options(recipe: Recipe, extra_flags: Sequence[str] = ()) -> Pipelin
         else:
             flags.append(f"--{key}={value}")
     return PipelineOptions([*flags, *extra_flags])
+
+
+def in_one_process(options: PipelineOptions) -> bool:
+    """Whether a pipeline runs on Beam's embedded runner with one worker (the default): there,
+    spreading one file's records over workers gains nothing, and the runner would hold the
+    whole shuffle in memory."""
+    runner = options.view_as(StandardOptions).runner or "DirectRunner"
+    workers = options.view_as(DirectOptions).direct_num_workers
+    return runner in ("DirectRunner", "FnApiRunner") and workers == 1
 
 
 class ArrowIpcSink(fileio.FileSink):

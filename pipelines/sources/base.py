@@ -421,11 +421,11 @@ RENDER_BATCH_RECORDS, RENDER_BATCH_SIZE = 256, 1 << 20
 
 
 def read_or_scan(
-    path: str, source: str, fmt: str, limits: ExtractConfig
+    path: str, source: str, fmt: str, limits: ExtractConfig, split: bool = True
 ) -> Iterator[Record | list[Raw]]:
-    """The records of one file in its format's reader; for a format read in two phases, only
-    its scan's, with the Raw records gathered in lists for `render_batch`."""
-    if fmt not in SPLIT_READERS:
+    """The records of one file in its format's reader; for a format read in two phases (and
+    `split`), only its scan's, with the Raw records gathered in lists for `render_batch`."""
+    if fmt not in SPLIT_READERS or not split:
         return read_file(path, source, READERS[fmt], limits)
     records = read_file(path, source, SPLIT_READERS[fmt][0], limits)
     return batched(records, RENDER_BATCH_RECORDS, RENDER_BATCH_SIZE)

@@ -11,6 +11,7 @@ from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
 from pipelines.assets import fetch_cache
+from pipelines.beam_io import in_one_process
 from pipelines.document import with_rejection
 from pipelines.errors import InputError
 from pipelines.fetch import (
@@ -105,8 +106,9 @@ class RouteRecords(beam.DoFn):
         fetch_config: FetchConfig,
         cache_root: str,
         checksums: dict[str, tuple[str, str]],
+        split: bool = True,
     ):
-        self.source = source
+        self.source, self.split = source, split
         self.fmt = spec.format
         # GitHub: the licences a file's repository may carry.
         self.licenses = set(spec.licenses) if spec.format == "github" else None
@@ -125,7 +127,7 @@ class RouteRecords(beam.DoFn):
                 yield from route([failed], self.limits)
                 return
         # A two-phase reader only scans here: its raw records come out in batches to render.
-        records = read_or_scan(path, self.source, self.fmt, self.limits)
+        records = read_or_scan(path, self.source, self.fmt, self.limits, self.split)
         if self.licenses is not None:
             records = (self.check_license(r) for r in records)
         yield from route(records, self.limits, f"extract/{self.source}")
@@ -204,6 +206,8 @@ class ExtractStage(Stage):
     ) -> None:
         fmt = ctx.recipe.sources[source].format
         files = [location for location, _, _ in self.inputs(ctx, source)]
+        # One worker in this process reads a file in one pass (a shuffle would sit in memory).
+        split = fmt in SPLIT_READERS and not in_one_process(pipeline.options)
         read = RouteRecords(
             source,
             ctx.recipe.sources[source],
@@ -211,6 +215,7 @@ class ExtractStage(Stage):
             ctx.recipe.fetch,
             fetch_cache(ctx),
             published_checksums(ctx, source),
+            split,
         )
         routed = (
             pipeline
@@ -220,7 +225,7 @@ class ExtractStage(Stage):
         )
         outputs = {KEPT: routed[DOCS], REJECTED: routed[REJECTS]}
         limits, more = ctx.recipe.extract, {}
-        if fmt in SPLIT_READERS:  # one file's records rendered on many workers
+        if split:  # one file's records rendered on many workers
             render = SPLIT_READERS[fmt][1]
             more["rendered"] = (
                 routed[RAW]
