@@ -26,7 +26,6 @@ import argparse
 import gzip
 import json
 import os
-import resource
 import shutil
 import subprocess
 import sys
@@ -117,20 +116,22 @@ def build(recipe: dict, work: Path) -> dict:
     path = work / "recipe.yaml"
     path.write_text(yaml.safe_dump(recipe, sort_keys=False))
     env = {**os.environ, "PREFECT_HOME": str(PREFECT_HOME)}
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
-    subprocess.run(
+    child = subprocess.Popen(
         [str(ROOT / ".venv/bin/llama-recipe"), "build", str(path)],
-        check=True,
         env=env,
         stdout=subprocess.DEVNULL,
     )
+    # wait4: the CPU time of the child and every descendant it waited for, and the largest
+    # resident set among them.
+    _, status, usage = os.wait4(child.pid, 0)
     wall = time.perf_counter() - started
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if os.waitstatus_to_exitcode(status):
+        raise subprocess.CalledProcessError(os.waitstatus_to_exitcode(status), "llama-recipe")
     return {
         "wall_s": wall,
-        "cpu_s": (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime),
-        "peak_rss_mb": after.ru_maxrss / 1024,
+        "cpu_s": usage.ru_utime + usage.ru_stime,
+        "peak_rss_mb": usage.ru_maxrss / 1024,
     }
 
 
