@@ -175,15 +175,25 @@ def plot(results: list[dict], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
+    sizes = sorted({r["raw_mb"] for r in results})
     for workers in sorted({r["workers"] for r in results}):
         rows = [r for r in results if r["workers"] == workers]
-        mb = [r["raw_mb"] for r in rows]
-        left.plot(mb, [r["wall_s"] for r in rows], marker="o", label=f"{workers} worker(s)")
-        right.plot(mb, [r["peak_rss_mb"] for r in rows], marker="o", label=f"{workers} worker(s)")
+        label = f"{workers} worker" + ("s" if workers > 1 else "")
+        left.plot([r["raw_mb"] for r in rows], [r["wall_s"] for r in rows], marker="o", label=label)
+        measured = [r for r in rows if r.get("peak_rss_mb") is not None]
+        right.plot(
+            [r["raw_mb"] for r in measured],
+            [r["peak_rss_mb"] for r in measured],
+            marker="o",
+            label=label,
+        )
     left.set(xlabel="CommonCrawl input, MB of raw WARC", ylabel="build wall time, s")
-    right.set(xlabel="CommonCrawl input, MB of raw WARC", ylabel="peak RSS of a process, MB")
+    right.set(xlabel="CommonCrawl input, MB of raw WARC", ylabel="peak RSS of one process, MB")
     for axis in (left, right):
         axis.set_xscale("log")
+        axis.set_xticks(sizes, [f"{size:.0f}" for size in sizes])
+        axis.minorticks_off()
+        axis.set_ylim(bottom=0)
         axis.grid(alpha=0.3)
         axis.legend()
     fig.suptitle("Sample-like build at 1x, 4x, 16x input (2-core machine)")
