@@ -48,7 +48,8 @@ class Tokens:
 # The last text split, per process: the rules of one document's chain run one after another on
 # the same string object, so one entry is the whole cache. It holds a reference to the text, so
 # an identity match can never be a different string.
-_last = Tokens("")
+_NOTHING = Tokens("")
+_last = _NOTHING
 
 
 def split(text: str) -> Tokens:
@@ -57,6 +58,8 @@ def split(text: str) -> Tokens:
     last = _last
     if last.text is text:
         return last
+    # The previous text's tokens go first: two long documents' tokens are never held at once.
+    last = _last = _NOTHING
     last = _last = Tokens(text)
     return last
 
