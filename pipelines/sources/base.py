@@ -280,8 +280,12 @@ def read_file(
         yield file_rejection(path, source, "extract:damaged_file", f"{kind}{detail}")
     except Exception as exc:  # noqa: BLE001 (a reader's own failure costs the file, not the stage)
         logging.getLogger(__name__).warning("reading %s failed", path, exc_info=True)
-        detail = f"{type(exc).__name__}: {escaped(str(exc).encode(), 300)}"
-        yield file_rejection(path, source, "extract:reader_error", detail)
+        yield file_rejection(path, source, "extract:reader_error", _failure(exc))
+
+
+def _failure(exc: Exception) -> str:
+    """A reader's own failure as a rejection's detail: its type and a printable message."""
+    return f"{type(exc).__name__}: {escaped(str(exc).encode(), 300)}"
 
 
 def _compression_name(path: str) -> str:
@@ -400,12 +404,16 @@ def register(name: str) -> Callable[[Reader], Reader]:
 
 def register_split(name: str, render: Render) -> Callable[[Reader], Reader]:
     """Registers the scan of a two-phase reader and its `render`; READERS gets the two run
-    one after the other, for callers that read a file in one go."""
+    one after the other, for callers that read a file in one go, with a failing render
+    costing its document alone, as it does when the two phases run apart."""
 
     def wrap(scan: Reader) -> Reader:
         def read(path: str, source: str, fh: BinaryIO, limits: ExtractConfig) -> Iterator[Record]:
             for record in scan(path, source, fh, limits):
-                yield render(record, limits) if isinstance(record, Raw) else record
+                if isinstance(record, Raw):
+                    yield from render_batch(render, [record], limits)
+                else:
+                    yield record
 
         read.decompresses = getattr(scan, "decompresses", False)  # type: ignore[attr-defined]
         READERS[name] = read
@@ -460,8 +468,7 @@ def render_batch(render: Render, batch: list[Raw], limits: ExtractConfig) -> Ite
             logging.getLogger(__name__).warning(
                 "rendering %s failed", raw.row["origin"], exc_info=True
             )
-            detail = f"{type(exc).__name__}: {escaped(str(exc).encode(), 300)}"
-            yield Rejected(raw.row, "extract:reader_error", detail)
+            yield Rejected(raw.row, "extract:reader_error", _failure(exc))
 
 
 def register_assembler(name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:

@@ -11,7 +11,7 @@ import pytest
 
 from pipelines.recipe import ExtractConfig, FetchConfig, SourceConfig
 from pipelines.sources import READERS, SPLIT_READERS, Raw, Rejected, read_file
-from pipelines.sources.base import ReadAhead, batched, render_batch
+from pipelines.sources.base import ReadAhead, batched, register_split, render_batch
 from pipelines.sources.mediawiki import WikiPage
 from pipelines.stages.extract import RAW, REJECTS, RouteRecords, route
 
@@ -115,6 +115,18 @@ def test_a_page_that_fails_to_render_costs_that_page_only():
     out = list(render_batch(render, [_raw("good", 1), _raw("bad", 1)], ExtractConfig()))
     assert out[0] == {"origin": "good", "text": "fine"}
     assert (out[1].reason, out[1].detail) == ("extract:reader_error", "RuntimeError: parser bug")
+
+    # Read in one pass (one worker of the embedded runner), the same page costs the same.
+    def scan(path, source, fh, limits):
+        yield from (_raw("bad", 1), _raw("good", 1))
+
+    register_split("two-phase-test", render)(scan)
+    try:
+        out = list(READERS["two-phase-test"]("f", "src", io.BytesIO(), ExtractConfig()))
+    finally:
+        del READERS["two-phase-test"], SPLIT_READERS["two-phase-test"]
+    assert (out[0].reason, out[0].detail) == ("extract:reader_error", "RuntimeError: parser bug")
+    assert out[1] == {"origin": "good", "text": "fine"}
 
 
 def test_a_batch_of_pages_survives_the_coder_between_workers():
