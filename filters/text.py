@@ -18,7 +18,6 @@ _TOKEN_RE = re.compile(
     r"|\.\.\."  # an ellipsis is one token
     r"|[^\w\s]"  # every other mark is a token
 )
-_WORD_CHAR_RE = re.compile(r"\w")
 _LINES_RE = re.compile(r"\n+")
 _PARAGRAPHS_RE = re.compile(r"\n{2,}")
 # A sentence ends at . ! ? (or their run) followed by whitespace, a quote or the end of the line.
@@ -62,16 +61,6 @@ def split(text: str) -> Tokens:
     last = _last = _NOTHING
     last = _last = Tokens(text)
     return last
-
-
-def tokens(text: str) -> list[str]:
-    """Word and punctuation tokens."""
-    return split(text).all
-
-
-def is_word(token: str) -> bool:
-    """A token that starts with a letter, digit or underscore (not a punctuation mark)."""
-    return _WORD_CHAR_RE.match(token) is not None
 
 
 def lines(text: str) -> list[str]:
