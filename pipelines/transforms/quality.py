@@ -78,9 +78,10 @@ class DecideFn(beam.DoFn):
 
     def process(self, table: pa.Table, source_statistics: Any = None) -> Iterator[Any]:
         statistics = source_statistics or {}
-        texts = table.column("text").to_pylist()
+        rows = table.to_pylist()
+        texts = [row["text"] for row in rows]
         decisions, words = [], []
-        for row in table.to_pylist():
+        for row in rows:
             decisions.append(self.decide({**row, "text": row["text"] or "", **statistics}))
             # Counted right after the chain, which has just split this text into words.
             words.append(word_count(decisions[-1].text))
