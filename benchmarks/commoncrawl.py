@@ -154,11 +154,18 @@ def warm_prefect_home() -> None:
     subprocess.run([sys.executable, "-c", warm], check=True, env=env, cwd=ROOT)
 
 
-def timed(command: list[str], env: dict[str, str] | None = None) -> dict[str, float]:
+def timed(
+    command: list[str],
+    env: dict[str, str] | None = None,
+    pin: bool = True,
+    stdout: int | None = None,
+) -> dict[str, float]:
     """CPU seconds (user + system), wall seconds and the peak RSS of any one process of a whole
-    process tree on one core (os.wait4 reports the child and every descendant it waited for)."""
+    process tree, pinned to the --core core unless `pin` is false (os.wait4 reports the child
+    and every descendant it waited for)."""
     started = time.perf_counter()
-    child = subprocess.Popen(["taskset", "-c", CORE, *command], env=env)
+    pinned = ["taskset", "-c", CORE] if pin else []
+    child = subprocess.Popen([*pinned, *command], env=env, stdout=stdout)
     _, status, usage = os.wait4(child.pid, 0)
     wall = time.perf_counter() - started
     child.returncode = os.waitstatus_to_exitcode(status)

@@ -38,7 +38,6 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 SCALES = 16  # the input folder holds 16x
 FILE_BYTES = 32_000_000
-PREFECT_HOME = ROOT / "build/cc-bench-prefect"
 
 
 def write_scales(folder: Path, out: Path, scales: list[int]) -> dict[int, tuple[list[str], float]]:
@@ -115,24 +114,11 @@ def build(recipe: dict, work: Path) -> dict:
     work.mkdir(parents=True)
     path = work / "recipe.yaml"
     path.write_text(yaml.safe_dump(recipe, sort_keys=False))
+    from commoncrawl import PREFECT_HOME, timed
+
     env = {**os.environ, "PREFECT_HOME": str(PREFECT_HOME)}
-    started = time.perf_counter()
-    child = subprocess.Popen(
-        [str(ROOT / ".venv/bin/llama-recipe"), "build", str(path)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-    )
-    # wait4: the CPU time of the child and every descendant it waited for, and the largest
-    # resident set among them.
-    _, status, usage = os.wait4(child.pid, 0)
-    wall = time.perf_counter() - started
-    if os.waitstatus_to_exitcode(status):
-        raise subprocess.CalledProcessError(os.waitstatus_to_exitcode(status), "llama-recipe")
-    return {
-        "wall_s": wall,
-        "cpu_s": usage.ru_utime + usage.ru_stime,
-        "peak_rss_mb": usage.ru_maxrss / 1024,
-    }
+    command = [str(ROOT / ".venv/bin/llama-recipe"), "build", str(path)]
+    return timed(command, env, pin=False, stdout=subprocess.DEVNULL)
 
 
 def stage_cpu(recipe: dict, work: Path) -> dict[str, float]:
