@@ -223,6 +223,38 @@ class MixtureConfig(_Strict):
     # Committed mix versions kept (the newest): training runs keep reading, and resume on,
     # the version they started on while a rebuild commits a new one.
     keep_versions: int = Field(3, ge=1)
+    # Documents held out of training, chosen by a hash of their id, and written as validation
+    # shards: per source, a fraction of its documents (a number below 1) or about that many
+    # tokens (1 or more). One number applies to every source; a mapping names the sources
+    # that hold some out.
+    validation: float | dict[str, float] | None = None
+
+    @field_validator("validation")
+    @classmethod
+    def _positive(cls, value: float | dict[str, float] | None) -> float | dict[str, float] | None:
+        amounts = value.values() if isinstance(value, dict) else [] if value is None else [value]
+        if any(amount <= 0 for amount in amounts):
+            raise ValueError("a fraction (0 < x < 1) or a number of tokens (>= 1) per source")
+        return value
+
+    def validation_amount(self, source: str) -> float:
+        """The source's held-out fraction (< 1) or tokens (>= 1); 0 when it holds none out."""
+        if isinstance(self.validation, dict):
+            return self.validation.get(source, 0.0)
+        return self.validation or 0.0
+
+
+class DecontaminationConfig(_Strict):
+    """Training documents that share a word n-gram (after normalization) with an evaluation
+    example are removed, with the reason `decontaminate:<task>`."""
+
+    # Task files (JSONL in the format of docs/eval.md), as NAME=PATH or PATH (named by the
+    # file's stem); paths or URIs.
+    eval_sets: list[str] = Field(min_length=1)
+    ngram: int = Field(13, ge=1)  # GPT-3 and the LLaMA-era reports: 13-grams of words
+    # An example with fewer than `ngram` words matches as a whole when it has at least this
+    # many; shorter ones are too short to tell from ordinary text and are not checked.
+    min_words: int = Field(8, ge=1)
 
 
 class OrchestrationConfig(_Strict):
@@ -277,6 +309,7 @@ class Recipe(_Strict):
     dedup: DedupConfig = Field(default_factory=DedupConfig)
     tokenizer: TokenizerConfig = Field(default_factory=TokenizerConfig)
     mixture: MixtureConfig
+    decontamination: DecontaminationConfig | None = None
     orchestration: OrchestrationConfig = Field(default_factory=OrchestrationConfig)
 
     @field_validator("name")
@@ -336,6 +369,14 @@ class Recipe(_Strict):
                 raise ValueError(f"dedup.source_priority: no source {name!r}")
         return self
 
+    @model_validator(mode="after")
+    def _validation_sources(self) -> Recipe:
+        if isinstance(self.mixture.validation, dict):
+            for name in self.mixture.validation:
+                if name not in self.sources:
+                    raise ValueError(f"mixture.validation: no source {name!r}")
+        return self
+
     def dedup_group(self, source: str) -> list[str]:
         """The sources deduplicated together with this one (itself alone by default)."""
         for group in self.dedup.cross_source:
@@ -391,6 +432,14 @@ def resolve_path(path: str, base: Path) -> str:
     if is_uri(path) or os.path.isabs(path):
         return path
     return os.path.normpath(str(base / path))
+
+
+def _resolve_named(item: str, base: Path) -> str:
+    """NAME=PATH with its path resolved (a URI's `=` is not taken for a name's)."""
+    name, sep, path = item.partition("=")
+    if sep and re.fullmatch(r"[A-Za-z0-9_.-]+", name):
+        return f"{name}={resolve_path(path, base)}"
+    return resolve_path(item, base)
 
 
 def _format_error(err: dict[str, Any]) -> str:
@@ -458,6 +507,10 @@ def load_recipe(path: str | os.PathLike[str], schema: type[RecipeT] = Recipe) ->
             for key in f.files:
                 if getattr(f, key) is not None:
                     setattr(f, key, resolve_path(getattr(f, key), base))
+    if recipe.decontamination is not None:
+        recipe.decontamination.eval_sets = [
+            _resolve_named(item, base) for item in recipe.decontamination.eval_sets
+        ]
     if recipe.quality_classifier is not None:
         qc = recipe.quality_classifier
         qc.positives = [p if p in recipe.sources else resolve_path(p, base) for p in qc.positives]
