@@ -256,6 +256,32 @@ class DecontaminationConfig(_Strict):
     # many; shorter ones are too short to tell from ordinary text and are not checked.
     min_words: int = Field(8, ge=1)
 
+    @model_validator(mode="after")
+    def _consistent(self) -> DecontaminationConfig:
+        if self.min_words > self.ngram:
+            raise ValueError(f"min_words ({self.min_words}) must be at most ngram ({self.ngram})")
+        names = [name for name, _ in map(task_file, self.eval_sets)]
+        twice = sorted({name for name in names if names.count(name) > 1})
+        if twice:
+            raise ValueError(f"eval_sets: two task files named {twice[0]!r} (use NAME=PATH)")
+        return self
+
+    def tasks(self) -> dict[str, str]:
+        """Each task's name and file (path or URI), in the recipe's order."""
+        return dict(map(task_file, self.eval_sets))
+
+
+def task_file(item: str) -> tuple[str, str]:
+    """(name, path) of an `eval_sets` item: NAME=PATH, or PATH named by its file's stem
+    (`mmlu.jsonl.gz` is `mmlu`); a URI's `=` is not taken for a name's."""
+    name, sep, path = item.partition("=")
+    if sep and re.fullmatch(r"[A-Za-z0-9_.-]+", name):
+        return name, path
+    base = item.rstrip("/").rsplit("/", 1)[-1]
+    for compression in (".gz", ".bz2", ".xz"):
+        base = base.removesuffix(compression)
+    return Path(base).stem, item
+
 
 class OrchestrationConfig(_Strict):
     """How Prefect runs the stages: retries, time limits and concurrency limits."""
@@ -435,11 +461,9 @@ def resolve_path(path: str, base: Path) -> str:
 
 
 def _resolve_named(item: str, base: Path) -> str:
-    """NAME=PATH with its path resolved (a URI's `=` is not taken for a name's)."""
-    name, sep, path = item.partition("=")
-    if sep and re.fullmatch(r"[A-Za-z0-9_.-]+", name):
-        return f"{name}={resolve_path(path, base)}"
-    return resolve_path(item, base)
+    """An `eval_sets` item with its path resolved (NAME=PATH stays named)."""
+    name, path = task_file(item)
+    return resolve_path(item, base) if path == item else f"{name}={resolve_path(path, base)}"
 
 
 def _format_error(err: dict[str, Any]) -> str:
