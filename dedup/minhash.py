@@ -78,10 +78,10 @@ def shingle_hashes(text: str, ngram: int = 5) -> np.ndarray:
         shingles = np.zeros(count, dtype=_U64)
         for k in range(n):
             shingles = shingles * _WORD_BASE + words[k : k + count]
-    return np.unique(_mix(shingles))
+    return np.unique(mix64(shingles))
 
 
-def _mix(x: np.ndarray) -> np.ndarray:
+def mix64(x: np.ndarray) -> np.ndarray:
     """MurmurHash3's 64-bit finalizer: every input bit reaches every output bit, which the
     multiply-shift permutations below need to give unbiased minimums."""
     with np.errstate(over="ignore"):
@@ -184,6 +184,7 @@ __all__ = [
     "estimated_jaccard",
     "exact_jaccard",
     "expected_misses",
+    "mix64",
     "normalize_for_shingles",
     "shared_rows",
     "shingle_hashes",
