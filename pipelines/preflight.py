@@ -71,7 +71,10 @@ def stage_input_bytes(recipe: Recipe, stage: str, sources: Sequence[str]) -> int
     read: set[tuple[str, str]] = set()
     for target in sources if runs.per_source else [ALL_SOURCES]:
         read |= {(m["stage"], m["source"]) for m in runs.upstream_manifests(ctx, target)}
-    return sum(_bytes_in(ctx.store.dir(name, source)) for name, source in read)
+    # A stage that passed its input through holds it in that input's folder.
+    return sum(
+        _bytes_in(ctx.store.dir(ctx.store.kept_by(name, source), source)) for name, source in read
+    )
 
 
 def next_to_run(recipe: Recipe, stages: Sequence[str], sources: Sequence[str]) -> str | None:
@@ -95,8 +98,12 @@ def next_to_run(recipe: Recipe, stages: Sequence[str], sources: Sequence[str]) -
 
 def check_free_space(recipe: Recipe, stage: str, sources: Sequence[str]) -> None:
     """A local workdir must have room for what `stage` will write."""
+    from pipelines.stages import STAGE_CLASSES, StageContext
+
     if is_uri(recipe.workdir):
         return  # object stores do not fill up
+    if STAGE_CLASSES[stage]().passes_through(StageContext.from_recipe(recipe)):
+        return  # it writes a manifest, not a copy
     needed = int(stage_input_bytes(recipe, stage, sources) * _OUTPUT_PER_INPUT) + _HEADROOM_BYTES
     free = shutil.disk_usage(recipe.workdir).free
     if free < needed:

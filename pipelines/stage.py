@@ -26,7 +26,14 @@ from pipelines.faults import failpoint
 from pipelines.lease import check_held
 from pipelines.recipe import Recipe, is_uri
 from pipelines.registry import spec
-from pipelines.store import ALL_SOURCES, StageStore, ipc_rows, parquet_rows, reject_reasons
+from pipelines.store import (
+    ALL_SOURCES,
+    PASSTHROUGH,
+    StageStore,
+    ipc_rows,
+    parquet_rows,
+    reject_reasons,
+)
 
 
 @dataclass
@@ -121,6 +128,12 @@ class Stage:
     def needed(self, ctx: StageContext) -> bool:
         """False when the recipe does not use this stage (nothing runs, nothing is written)."""
         return True
+
+    def passes_through(self, ctx: StageContext) -> bool:
+        """True when the recipe asks nothing of this per-source stage: it keeps its upstream's
+        documents as they are, by reference (a manifest that names the upstream; no copy, no
+        pipeline), so that what reads it reads the upstream's files."""
+        return False
 
     def clear(self, ctx: StageContext, source: str) -> None:
         """Forget the output for a rerun (the manifest first, so it reads as unfinished)."""
@@ -268,6 +281,9 @@ def _run_and_commit(
     stage: Stage, ctx: StageContext, to_run: dict[str, str], results: dict[str, StageResult]
 ) -> None:
     """Run the stage's pipeline for `to_run` (source: fingerprint) and commit each output."""
+    if stage.passes_through(ctx):
+        _pass_through(stage, ctx, to_run, results)
+        return
     prepared = stage.prepare(ctx, list(to_run))
     check_held(ctx.store.workdir)
     for source in to_run:
@@ -295,18 +311,53 @@ def _run_and_commit(
     for source, fingerprint in to_run.items():
         metrics = _counters(result, stage.metrics_namespace(source))
         summary = stage.summarize(ctx, source, metrics, prepared)
-        manifest = ctx.store.write_manifest(
-            stage.name,
-            source,
-            {
-                "fingerprint": fingerprint,
-                "run_id": uuid.uuid4().hex,
-                "config": stage.config(ctx, source),
-                "pipeline_seconds": seconds,
-                "runner": ctx.recipe.runner.name,
-                **summary,
-            },
-        )
-        results[source] = StageResult(stage.name, source, "ran", manifest)
-        failpoint(f"{stage.name}:after-manifest")
+        summary.update(pipeline_seconds=seconds, runner=ctx.recipe.runner.name)
+        _commit(stage, ctx, source, fingerprint, summary, results)
         stage.after_commit(ctx, source, prepared)
+
+
+def _pass_through(
+    stage: Stage, ctx: StageContext, to_run: dict[str, str], results: dict[str, StageResult]
+) -> None:
+    """Commit each source's upstream documents as the stage's own: a manifest naming the
+    upstream (StageStore.kept_by follows it), with its counts; no pipeline, no copy."""
+    check_held(ctx.store.workdir)
+    for source in to_run:
+        stage.clear(ctx, source)
+    failpoint(f"{stage.name}:after-clear")
+    failpoint(f"{stage.name}:before-manifest")
+    check_held(ctx.store.workdir)
+    for source, fingerprint in to_run.items():
+        upstream = stage.upstream_manifests(ctx, source)[0]
+        kept = upstream["counts"]["kept"]
+        summary = {
+            PASSTHROUGH: stage.upstream,
+            "counts": {"input": kept, "kept": kept, "rejected": 0},
+            "rejected_by_reason": {},
+            "kept_text_chars": upstream.get("kept_text_chars", 0),
+            "pipeline_seconds": 0.0,
+        }
+        _commit(stage, ctx, source, fingerprint, summary, results)
+
+
+def _commit(
+    stage: Stage,
+    ctx: StageContext,
+    source: str,
+    fingerprint: str,
+    summary: dict[str, Any],
+    results: dict[str, StageResult],
+) -> None:
+    """Write a source's manifest (the commit) with a new run id."""
+    manifest = ctx.store.write_manifest(
+        stage.name,
+        source,
+        {
+            "fingerprint": fingerprint,
+            "run_id": uuid.uuid4().hex,
+            "config": stage.config(ctx, source),
+            **summary,
+        },
+    )
+    results[source] = StageResult(stage.name, source, "ran", manifest)
+    failpoint(f"{stage.name}:after-manifest")

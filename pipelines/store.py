@@ -35,6 +35,9 @@ ALL_SOURCES = "_all"  # the "source" of stages that run over every source at onc
 _PART = "part"  # kept output: part-*.parquet (documents) or part-*.arrow (token rows)
 _REJECTS = "rejects"  # rejected documents, with their reasons: rejects/part-*.parquet
 _SUFFIX = {"rows": ".parquet", "tables": ".parquet", "tokens": ".arrow"}
+# Manifest key of a stage that kept its input as it was without copying it: the stage whose
+# files hold its documents (see StageStore.kept_by).
+PASSTHROUGH = "passthrough"
 
 
 class StageStore:
@@ -49,8 +52,18 @@ class StageStore:
         return FileSystems.join(self.dir(stage, source), *names)
 
     def parts(self, stage: str, source: str, suffix: str = ".parquet") -> str:
-        """Glob of the documents a stage kept."""
-        return self.path(stage, source, f"{_PART}-*{suffix}")
+        """Glob of the documents a stage kept (in the files of the stage it passed its input
+        through from, when it did)."""
+        return self.path(self.kept_by(stage, source), source, f"{_PART}-*{suffix}")
+
+    def kept_by(self, stage: str, source: str) -> str:
+        """The stage whose files hold what `stage` kept for `source`: the stage itself, or,
+        when its manifest says it passed its input through unchanged, that input's stage."""
+        manifest = self.read_manifest(stage, source)
+        while manifest is not None and manifest.get(PASSTHROUGH):
+            stage = manifest[PASSTHROUGH]
+            manifest = self.read_manifest(stage, source)
+        return stage
 
     def rejects(self, stage: str, source: str) -> str:
         """Glob of the documents a stage dropped."""
