@@ -25,8 +25,9 @@ TEXT_INPUT = {
     "train-classifier": "langid",
     "quality": "langid",
     "dedup": "quality",
-    "train-tokenizer": "dedup",
-    "tokenize": "dedup",
+    "decontaminate": "dedup",
+    "train-tokenizer": "decontaminate",
+    "tokenize": "decontaminate",
     "mix": None,
 }
 

@@ -3,8 +3,9 @@ depends on it), both made of one subflow per stage, each running one Beam job.
 
 What a person sees in the Prefect UI comes from here: a table artifact per stage (per source:
 documents in, kept, rejected by reason, tokens, seconds, MB/s), a progress artifact for the
-whole run, the mixture and the data report once `mix` has run. A stage that had nothing to do
-ends in a Completed state named "Cached"; a stage that fails says why in one line.
+whole run, the evaluation examples decontaminate found, and the mixture and the data report
+once `mix` has run. A stage that had nothing to do ends in a Completed state named "Cached";
+a stage that fails says why in one line.
 When `mix` commits new shards, the event `llama-recipe.shards.ready` is emitted: the `train`
 deployment is triggered by it.
 """
@@ -35,7 +36,13 @@ from prefect.tasks import exponential_backoff
 
 from flows.processes import start_guardian
 from flows.recipe import load_recipe
-from flows.report import artifact_key, mixture_rows, report_markdown, stage_rows
+from flows.report import (
+    artifact_key,
+    decontamination_rows,
+    mixture_rows,
+    report_markdown,
+    stage_rows,
+)
 from flows.slots import give_back_slots, stage_slot
 from pipelines.errors import UserError, UserErrorTracebacks
 from pipelines.lease import WorkdirLease
@@ -174,6 +181,13 @@ def _stage_flow(stage: str):
             description=f"**{stage}**: ran for {', '.join(ran) or 'no source'}; "
             f"cached: {', '.join(cached) or 'none'}",
         )
+        decontamination = decontamination_rows(recipe) if stage == "decontaminate" else []
+        if decontamination and ran:
+            create_table_artifact(
+                decontamination,
+                key=artifact_key(recipe, "decontamination"),
+                description="**decontamination**: evaluation examples found, per task and source",
+            )
         if stage == "mix" and ran:
             create_table_artifact(
                 mixture_rows(recipe),

@@ -217,9 +217,12 @@ def estimate(
     recipe: Recipe, sizes: dict[str, int], kept: dict[str, dict[str, float]]
 ) -> list[StageCost]:
     """One cost per stage and sized source, in stage order; train-classifier only over the
-    sources the classifier learns from, and only when a filter uses it."""
+    sources the classifier learns from, and only when a filter uses it; decontaminate only
+    when the recipe has evaluation sets."""
     costs = []
     for stage in STAGES:
+        if stage == "decontaminate" and recipe.decontamination is None:
+            continue  # it passes dedup's documents through: no work
         names = list(sizes)
         if stage == "train-classifier":
             learns_from = recipe.classifier_sources() if recipe.classifier_needed() else []

@@ -9,7 +9,7 @@ from rich.table import Table
 
 from pipelines.recipe import Recipe
 from pipelines.registry import PER_SOURCE_STAGES, STAGES, spec
-from pipelines.store import ALL_SOURCES, StageStore
+from pipelines.store import ALL_SOURCES, PASSTHROUGH, StageStore
 
 
 def status_table(recipe: Recipe) -> Table:
@@ -43,6 +43,8 @@ def status_table(recipe: Recipe) -> Table:
             c = manifest["counts"]
             reasons = sorted(manifest.get("rejected_by_reason", {}).items(), key=lambda kv: -kv[1])
             top = ", ".join(f"{k.split(':', 1)[-1]} {v}" for k, v in reasons[:2])
+            if manifest.get(PASSTHROUGH):
+                top = f"passed {manifest[PASSTHROUGH]}'s documents through"
             table.add_row(
                 stage,
                 source,
@@ -89,6 +91,47 @@ def mixture_table(recipe: Recipe) -> Table | None:
     return table
 
 
+def decontamination_rows(recipe: Recipe) -> list[dict[str, Any]]:
+    """Per evaluation task: its examples, those too short to check, and in each source the
+    examples found and the documents removed (from decontaminate's manifests); none when
+    the recipe has no evaluation sets or the stage has not run."""
+    store = StageStore(recipe.workdir)
+    manifests = {s: store.read_manifest("decontaminate", s) or {} for s in recipe.sources}
+    rows: dict[str, dict[str, Any]] = {}
+    found_anywhere: dict[str, set[str]] = {}
+    for source, manifest in manifests.items():
+        for task, counts in manifest.get("decontamination", {}).items():
+            row = rows.setdefault(
+                task,
+                {
+                    "task": task,
+                    "examples": counts["examples"],
+                    "too short to check": counts["too_short"],
+                    "found in any source": 0,
+                    **{f"{name}: found / removed": "not run" for name in recipe.sources},
+                },
+            )
+            found_anywhere.setdefault(task, set()).update(counts["found"])
+            row[f"{source}: found / removed"] = (
+                f"{counts['examples_found']} examples / {counts['documents_removed']} documents"
+            )
+    for task, row in rows.items():
+        row["found in any source"] = len(found_anywhere[task])
+    return list(rows.values())
+
+
+def decontamination_table(recipe: Recipe) -> Table | None:
+    rows = decontamination_rows(recipe)
+    if not rows:
+        return None
+    table = Table(title="decontamination: evaluation examples found in the training data")
+    for column in rows[0]:
+        table.add_column(column, justify="left" if column == "task" else "right")
+    for row in rows:
+        table.add_row(*(str(value) for value in row.values()))
+    return table
+
+
 def input_warnings(recipe: Recipe) -> list[str]:
     """One line per damaged or empty input file recorded by extract."""
     store = StageStore(recipe.workdir)
@@ -114,9 +157,9 @@ def printable(text: str) -> str:
 def print_report(recipe: Recipe, console: Console | None = None) -> None:
     console = console or Console(width=max(Console().width, 110))
     console.print(status_table(recipe))
-    mixture = mixture_table(recipe)
-    if mixture is not None:
-        console.print(mixture)
+    for table in (decontamination_table(recipe), mixture_table(recipe)):
+        if table is not None:
+            console.print(table)
 
 
 # The same facts as rows and Markdown, for Prefect artifacts and the report file beside the data.
@@ -163,10 +206,13 @@ def stage_rows(recipe: Recipe, stage: str, results: list[dict[str, Any]]) -> lis
         throughput = ""
         if r["status"] == "ran" and seconds and ran_chars:
             throughput = round(ran_chars / 1e6 / seconds, 3)
+        status = {"ran": "ran", "skipped": "cached"}.get(r["status"], r["status"])
+        if manifest.get(PASSTHROUGH):
+            status += f" (passed {manifest[PASSTHROUGH]}'s documents through)"
         rows.append(
             {
                 "source": "(all)" if r["source"] == ALL_SOURCES else r["source"],
-                "status": {"ran": "ran", "skipped": "cached"}.get(r["status"], r["status"]),
+                "status": status,
                 "documents in": counts.get("input", ""),
                 "kept": counts.get("kept", ""),
                 "rejected": counts.get("rejected", ""),
@@ -210,7 +256,8 @@ def markdown_table(rows: list[dict[str, Any]]) -> str:
 
 
 def report_markdown(recipe: Recipe) -> str:
-    """The data report: every stage's counts per source, then the mixture."""
+    """The data report: every stage's counts per source, the evaluation examples found in
+    the data, then the mixture."""
     store = StageStore(recipe.workdir)
     parts = [f"# {recipe.name}: data report", "", f"Workdir: `{recipe.workdir}`", ""]
     for stage in STAGES:
@@ -228,6 +275,12 @@ def report_markdown(recipe: Recipe) -> str:
         for row in rows:
             row.pop("status")
         parts += [markdown_table(rows), ""]
+    decontamination = decontamination_rows(recipe)
+    if decontamination:
+        parts += ["## decontamination", "", markdown_table(decontamination), ""]
+    elif recipe.decontamination is None:
+        note = "No `decontamination` section: the data was not checked against evaluation sets."
+        parts += ["## decontamination", "", note, ""]
     mixture = mixture_rows(recipe)
     if mixture:
         parts += ["## mixture", "", markdown_table(mixture), ""]

@@ -4,7 +4,8 @@ exit 2, never a stage that fails, is retried, and fails again.
 - the workdir is writable (a local folder is created if needed; on an object store a probe
   object is written and deleted, which also shows the store is reachable);
 - a local workdir has room for the next stage, estimated from that stage's input;
-- the model files the stages to run need are there (lid.176, the filters' models).
+- the model files the stages to run need are there (lid.176, the filters' models), and the
+  evaluation task files decontaminate reads.
 """
 
 from __future__ import annotations
@@ -134,6 +135,11 @@ def check_models(recipe: Recipe, stages: Sequence[str], sources: Sequence[str]) 
                     if not FileSystems.exists(location):
                         where = f"sources.{source}.filters[{index}].{key}"
                         missing.append(f"{where}: {location} not found")
+    if "decontaminate" in stages and recipe.decontamination is not None:
+        for task, location in recipe.decontamination.tasks().items():
+            remote = location.startswith(("http://", "https://"))  # fetched when it runs
+            if not remote and not FileSystems.exists(location):
+                missing.append(f"decontamination.eval_sets: {location} not found (task {task})")
     if missing:
         raise EnvironmentProblem("; ".join(missing))
 

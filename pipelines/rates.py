@@ -69,6 +69,7 @@ RATES: tuple[Rate, ...] = (
         note="commoncrawl.py: Gopher + C4 rules on 40 MB in 10.5 s (no perplexity, classifier)",
     ),
     Rate("dedup", 300, measured=True, note="stage_memory.py 4x: 77 MB of text in 23.1 s"),
+    Rate("decontaminate", 60),  # PLACEHOLDER: replaced by benchmarks/decontamination.py
     Rate("train-tokenizer", 20),  # PLACEHOLDER: it trains on a bounded sample of the text
     Rate("tokenize", 230, measured=True, note="stage_memory.py 4x: 46 MB of text in 10.6 s"),
     Rate("mix", 63, measured=True, note="stage_memory.py 4x: 31.5 MB of text in 2.0 s"),

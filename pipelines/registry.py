@@ -30,8 +30,9 @@ SPECS: tuple[StageSpec, ...] = (
     StageSpec("train-classifier", per_source=False, reads=("langid",)),
     StageSpec("quality", per_source=True, reads=("langid",), optional_reads=("train-classifier",)),
     StageSpec("dedup", per_source=True, reads=("quality",)),
-    StageSpec("train-tokenizer", per_source=False, reads=("dedup",)),
-    StageSpec("tokenize", per_source=True, reads=("dedup", "train-tokenizer")),
+    StageSpec("decontaminate", per_source=True, reads=("dedup",)),
+    StageSpec("train-tokenizer", per_source=False, reads=("decontaminate",)),
+    StageSpec("tokenize", per_source=True, reads=("decontaminate", "train-tokenizer")),
     StageSpec("mix", per_source=False, reads=("train-tokenizer", "tokenize")),
 )
 

@@ -80,6 +80,10 @@ class StageStore:
     def tokenizer_model(self) -> str:
         return FileSystems.join(self.tokenizer_dir(), "tokenizer.model")
 
+    def eval_index(self) -> str:
+        """The evaluation examples' n-grams, written by decontaminate's driver for its workers."""
+        return self.path("decontaminate", ALL_SOURCES, "eval_index.npz")
+
     # -- manifests -------------------------------------------------------------------------
     def read_manifest(self, stage: str, source: str = ALL_SOURCES) -> dict[str, Any] | None:
         """A stage's manifest, or None when it has not finished (a manifest that does not

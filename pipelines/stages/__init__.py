@@ -3,6 +3,7 @@
 from pipelines.registry import STAGES
 from pipelines.stage import Stage, StageContext, StageResult, run_stage
 from pipelines.stages.classifier import TrainClassifierStage
+from pipelines.stages.decontaminate import DecontaminateStage
 from pipelines.stages.dedup import DedupStage
 from pipelines.stages.extract import ExtractStage
 from pipelines.stages.langid import LangIdStage
@@ -17,6 +18,7 @@ _CLASSES: list[type[Stage]] = [
     TrainClassifierStage,
     QualityStage,
     DedupStage,
+    DecontaminateStage,
     TrainTokenizerStage,
     TokenizeStage,
     MixStage,

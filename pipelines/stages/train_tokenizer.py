@@ -16,6 +16,7 @@ from apache_beam.io.filesystems import FileSystems
 from pipelines.document import unit_hash
 from pipelines.errors import UserError
 from pipelines.hf_tokenizer import hf_files
+from pipelines.registry import spec
 from pipelines.shards import BOS_ID, EOS_ID, UNK_ID
 from pipelines.stage import Stage, StageContext
 from pipelines.store import ReadStage, file_metadata
@@ -88,13 +89,14 @@ class TrainTokenizerStage(Stage):
     ) -> None:
         config = ctx.recipe.tokenizer
         seed = ctx.recipe.mixture.seed
+        documents = spec(self.name).reads[0]  # the stage whose kept documents it samples
         branches = []
         for name, weight in ctx.recipe.weights().items():
-            available = ctx.store.read_manifest("dedup", name).get("kept_text_chars", 0)
+            available = ctx.store.read_manifest(documents, name).get("kept_text_chars", 0)
             rate = min(1.0, weight * config.sample_chars / max(available, 1))
             branches.append(
                 pipeline
-                | f"{name}/Read" >> ReadStage(ctx.store, "dedup", name, columns=["id", "text"])
+                | f"{name}/Read" >> ReadStage(ctx.store, documents, name, columns=["id", "text"])
                 | f"{name}/Rows" >> beam.FlatMap(lambda t: t.to_pylist())
                 | f"{name}/Sample"
                 >> beam.Filter(lambda d, r=rate: unit_hash(seed, "tokenizer-sample", d["id"]) < r)

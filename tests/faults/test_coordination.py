@@ -25,7 +25,7 @@ from tests.faults.harness import (
 
 pytestmark = pytest.mark.faults
 
-LATE_STAGES = ("dedup", "train-tokenizer", "tokenize", "mix")
+LATE_STAGES = ("dedup", "decontaminate", "train-tokenizer", "tokenize", "mix")
 
 
 def half_built(built_sample, directory: Path, name: str = "sample", forget=LATE_STAGES) -> str:

@@ -133,6 +133,7 @@ def test_core_hours_follow_what_the_build_kept(no_build_recipe, monkeypatch):
         "langid": 1.0,
         "quality": 0.5,
         "dedup": 0.25,
+        "decontaminate": 0.25,  # not built: what dedup kept
         "tokenize": 0.25,  # counts tokens, not text: what dedup kept
     }
     costs = estimate(recipe, {"c4": 4 * 10**9}, kept)

@@ -92,6 +92,7 @@ MODEL_DOFNS = {
     "langid": ("LangIdFn", ("identifier",)),
     "quality": ("ScoreFn", ("chain",)),
     "tokenize": ("TokenizeFn", ("processor",)),
+    "decontaminate": ("DecontaminateFn", ("index",)),
 }
 PROJECT_PACKAGES = ("pipelines", "filters", "dedup")
 
@@ -144,6 +145,10 @@ def stage_graphs(tmp_path_factory) -> dict[str, beam_runner_api_pb2.Pipeline]:
     path = write_recipe(tmp_path_factory.mktemp("graphs"))
     data = yaml.safe_load(path.read_text())
     data["sources"] = {name: data["sources"][name] for name in GRAPH_SOURCES}
+    # Evaluation sets, so that decontaminate builds its pipeline instead of passing through.
+    example = {"question": "Which river flows through ten countries?", "answers": ["Danube"]}
+    (path.parent / "trivia.jsonl").write_text(json.dumps(example) + "\n")
+    data["decontamination"] = {"eval_sets": ["trivia.jsonl"]}
     path.write_text(yaml.safe_dump(data, sort_keys=False))
     recipe = load_recipe(path)
     ctx = StageContext.from_recipe(recipe)

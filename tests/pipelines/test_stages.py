@@ -43,7 +43,8 @@ def test_every_stage_accounts_for_every_document(built):
         ("langid", "extract"),
         ("quality", "langid"),
         ("dedup", "quality"),
-        ("tokenize", "dedup"),
+        ("decontaminate", "dedup"),
+        ("tokenize", "decontaminate"),
     ]:
         for source in recipe.sources:
             assert (
