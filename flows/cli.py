@@ -35,7 +35,7 @@ def _parser() -> argparse.ArgumentParser:
         "--sources",
         nargs="+",
         metavar="SOURCE",
-        help="only these sources, up to dedup (the tokenizer and the mix need every source)",
+        help="only these sources, up to decontaminate (the tokenizer and the mix need all)",
     )
     build.add_argument("--force", action="store_true", help="rerun stages even when current")
 
