@@ -2,15 +2,15 @@
 example (GPT-3's 13-gram overlap test, Brown et al. 2020, appendix C).
 
 Texts are compared as words after a normalization under which case, accents, punctuation,
-quote styles, line breaks, HTML escapes and tags do not matter: HTML entities unescaped, tags
-removed, compatibility forms folded (NFKD: full-width letters, ligatures, non-breaking
-spaces), case folded, combining marks and invisible format characters dropped, and every run
-of characters that are not letters or digits made one space.
+quote styles, line breaks, HTML escapes and tags, and prompt labels do not matter: HTML
+entities unescaped, tags removed, labels such as "Question:" or "A:" dropped, compatibility
+forms folded (NFKD: full-width letters, ligatures, non-breaking spaces), case folded,
+combining marks and invisible format characters dropped, and every run of characters that
+are not letters or digits made one space.
 
 An example stands for a few texts (multiple choice: the context with the gold choice, and with
 every choice in order, bare and lettered "a ... b ..." as a pasted question with its options
-reads; free form: the question with each answer), each also without the prompt's labels at
-the start of its lines ("Question:", "Answer:"). Each text of at least `ngram` words gives
+reads; free form: the question with each answer). Each text of at least `ngram` words gives
 all its `ngram`-word windows; a shorter one of at least `min_words` words is one window of its
 own length; an example with no text that long is too short to check. A document is
 contaminated when one of its windows of those lengths is one of the example's.
@@ -42,6 +42,12 @@ _WORD_BASE = _U64(0x9E3779B97F4A7C15)  # the golden-ratio constant, odd
 _TAG_RE = re.compile(r"</?[A-Za-z][^<>]{0,200}>")
 _NON_WORD_RE = re.compile(r"[\W_]+")
 _NON_ASCII_RE = re.compile(r"[^\x00-\x7f]+")
+# The word before a colon, and the words that make it a prompt's label.
+_LABEL_RE = re.compile(r"(?<![A-Za-z0-9_])([A-Za-z]{1,11})[ \t]*$")
+_LABELS = frozenset(
+    "question answer q a options option choices choice solution goal context passage hint "
+    "explanation response input output".split()
+)
 LETTERS = "abcdefghijklmnopqrstuvwxyz"
 
 
@@ -74,12 +80,27 @@ def _fold(run: str) -> str:
     return _NON_WORD_RE.sub(" ", run.translate(_dropped_characters()))
 
 
+def _without_labels(text: str) -> str:
+    """The text without prompt labels ("Question:", "A:", "Solution:"): an example is often
+    pasted with them, or with others, or without."""
+    pieces, done, colon = [], 0, text.find(":")
+    while colon != -1:  # a literal search: the colons are few, the text long
+        label = _LABEL_RE.search(text, max(done, colon - 24), colon)
+        if label and label.group(1).lower() in _LABELS:
+            pieces += [text[done : label.start(1)], " "]
+            done = colon + 1
+        colon = text.find(":", colon + 1)
+    return "".join([*pieces, text[done:]]) if pieces else text
+
+
 def normalized_bytes(text: str) -> bytes:
     """The words of `text`, normalized, as UTF-8 separated by single spaces."""
     if "&" in text:
         text = html.unescape(text)
     if "<" in text:
         text = _TAG_RE.sub(" ", text)
+    if ":" in text:
+        text = _without_labels(text)
     if not text.isascii():
         # Only the non-ASCII runs take the slow path (every step of it works character by
         # character, so a run needs none of its neighbours); most web text then is ASCII.
@@ -176,15 +197,6 @@ class Example:
     texts: tuple[str, ...]  # what a document that holds the example holds
 
 
-# A prompt's labels at the start of a line ("Question:", "Answer:", "Goal:"): documents that
-# hold an example often hold it without them, so each text is indexed with and without.
-_LABEL_RE = re.compile(r"(?m)^[ \t]*(?:[A-Za-z]+[ \t]?){1,3}:(?=\s|$)")
-
-
-def _variants(texts: Sequence[str]) -> tuple[str, ...]:
-    return tuple(dict.fromkeys(v for t in texts for v in (t, _LABEL_RE.sub(" ", t))))
-
-
 def _strings(value: object) -> bool:
     return isinstance(value, list) and bool(value) and all(isinstance(v, str) for v in value)
 
@@ -221,7 +233,7 @@ def _example(task: str, record: object, line: int) -> Example:
             'neither multiple choice ("context", "choices", "gold") '
             'nor free form ("question", "answers")'
         )
-    return Example(task, str(name), _variants(texts))
+    return Example(task, str(name), texts)
 
 
 def read_task(task: str, path: str, data: bytes) -> list[Example]:

@@ -19,6 +19,8 @@ from dedup.contamination import EvalIndex, TaskFileError, normalize, normalized_
         ("Tom&#39;s &quot;cat&quot;&nbsp;sat<br/>on the <b>mat</b>.", "tom s cat sat on the mat"),
         ("de\u00adcon\u200btamination", "decontamination"),  # soft hyphen, zero-width space
         ("snake_case and kebab-case", "snake case and kebab case"),
+        ("Question: Why?\nAnswer: So. Q: x A : y", "why so x y"),  # prompt labels
+        ("Note: the ratio 3:4, subquestion: b", "note the ratio 3 4 subquestion b"),
         ("ΣΊΣΥΦΟΣ σίσυφος, Straße", "σισυφοσ σισυφοσ, strasse".replace(",", "")),
         ("", ""),
         (" \n\t ", ""),
@@ -101,6 +103,7 @@ def test_options_pasted_with_letters_and_prompt_labels_are_found():
     assert index.first_match("Which of these is a source of light? The Sun.").example == "arc-0"
     listed = "Which of these is a source of light?\n(A) the Moon (B) the Sun (C) a mirror"
     assert index.first_match(listed).example == "arc-0"
+    assert index.first_match("Q: Which of these is a source of light? A: The Sun").example
     assert index.first_match("Which of these is a source of light? A mirror.") is None
 
 
