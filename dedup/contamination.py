@@ -17,7 +17,8 @@ contaminated when one of its windows of those lengths is one of the example's.
 
 Words are hashed with numpy (a polynomial over each word's bytes, then MurmurHash3's
 finalizer), windows combine consecutive word hashes, and the example windows sit in sorted
-arrays that documents are looked up in with `searchsorted`: no Python runs per word.
+arrays; a document's windows go through a table of the examples' low hash bits first, and
+the few that pass are looked up with `searchsorted`: no Python runs per word.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ import sys
 import unicodedata
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 
 import numpy as np
 
@@ -158,19 +159,26 @@ class Words:
             hashes = mix64(sums ^ (lengths.astype(_U64) * _WORD_BASE))
         return cls(joined, hashes, starts, ends, text_of)
 
-    def windows(self, lengths: set[int]) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
-        """(length, first word, hash) of every window of consecutive words of one text, for
-        each of `lengths`."""
+    def windows(
+        self, lengths: set[int], sieves: dict[int, np.ndarray] | None = None
+    ) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+        """(length, first word, hash) of the windows of consecutive words of one text, for
+        each of `lengths`; with `sieves`, only those whose hash's low bits index a True in
+        their length's sieve (a boolean table a power of two long)."""
         window = self.hashes
         with np.errstate(over="ignore"):
             for length in range(1, max(lengths, default=0) + 1):
                 if length > 1:
                     window = window[:-1] * _WORD_BASE + self.hashes[length - 1 :]
-                if length in lengths:
-                    first = np.flatnonzero(
-                        self.text_of[: window.size] == self.text_of[length - 1 :]
-                    )
-                    yield length, first, mix64(window[first])
+                if length not in lengths:
+                    continue
+                if sieves is None:
+                    first = np.arange(window.size)
+                else:
+                    sieve = sieves[length]
+                    first = np.flatnonzero(sieve[window & _U64(sieve.size - 1)])
+                first = first[self.text_of[first] == self.text_of[first + length - 1]]
+                yield length, first, window[first]
 
     def text(self, first: int, length: int) -> str:
         """The words first .. first + length - 1, as normalized text."""
@@ -324,15 +332,25 @@ class EvalIndex:
         """What one document shares with the examples (see `check`)."""
         return self.check([text])[0]
 
+    @cached_property
+    def sieves(self) -> dict[int, np.ndarray]:
+        """Per window length, which low bits of a hash some example window has: most of a
+        document's windows are ruled out by one lookup each, before any search."""
+        out = {}
+        for length, (keys, _) in self.windows.items():
+            size = 1 << min(26, max(12, (16 * keys.size).bit_length()))
+            sieve = np.zeros(size, dtype=bool)
+            sieve[keys & _U64(size - 1)] = True
+            out[length] = sieve
+        return out
+
     def check(self, texts: Sequence[str | None]) -> list[Contamination | None]:
         """For each text: None when it shares no window with an example, else what it shares
         (the first match is the earliest in the text, the longest window there)."""
         words = Words.of([normalized_bytes(t or "") for t in texts])
         hits = []  # (first word, -length, hash row) per window found
-        for length, first, hashes in words.windows(set(self.windows)):
+        for length, first, hashes in words.windows(set(self.windows), self.sieves):
             keys = self.windows[length][0]
-            if keys.size == 0:
-                continue
             row = np.minimum(np.searchsorted(keys, hashes), keys.size - 1)
             found = keys[row] == hashes
             hits.append((first[found], length, row[found]))
