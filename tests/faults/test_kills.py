@@ -34,11 +34,14 @@ EXTRA_POINTS = {
     "mix": ["after-clear", "after-manifest"],
 }
 ALL_POINTS = os.environ.get("LLAMA_RECIPE_FAULT_ALL_POINTS") == "1"
+# Stages the sample recipe runs without a Beam job (a pass-through commits a manifest at
+# once): there is no moment inside them to kill at, only their failpoints.
+NO_JOB = ("decontaminate",)
 
 
 def points_for(stage: str) -> list[str]:
     extra = ["after-clear", "after-manifest"] if ALL_POINTS else EXTRA_POINTS.get(stage, [])
-    return ["moment", "before-manifest", *extra]
+    return (["moment"] if stage not in NO_JOB else []) + ["before-manifest", *extra]
 
 
 def test_builds_killed_in_every_stage_end_with_identical_shards(
