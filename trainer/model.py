@@ -108,29 +108,25 @@ class Attention(nn.Module):
         rope: torch.Tensor,
         cache: tuple[torch.Tensor, torch.Tensor] | None = None,
         start: int = 0,
+        mask: torch.Tensor | None = None,
     ) -> torch.Tensor:
         batch, seq, _ = x.shape
         shape = (batch, seq, self.n_heads, self.head_dim)
         q = apply_rope(self.wq(x).view(shape), rope)
         k = apply_rope(self.wk(x).view(shape), rope)
         v = self.wv(x).view(shape)
-        mask, causal = None, True
         if cache is not None:  # generation: attend to every earlier position too
             keys, values = cache
             keys[:, start : start + seq] = k
             values[:, start : start + seq] = v
             k, v = keys[:, : start + seq], values[:, : start + seq]
-            if start > 0:
-                causal = False
-                # query i (at position start + i) sees positions <= start + i
-                mask = torch.ones(seq, start + seq, dtype=torch.bool, device=x.device).tril(start)
         # [batch, heads, seq, head_dim] for SDPA
         out = F.scaled_dot_product_attention(
             q.transpose(1, 2),
             k.transpose(1, 2),
             v.transpose(1, 2),
             attn_mask=mask,
-            is_causal=causal,
+            is_causal=mask is None,
         )
         return self.wo(out.transpose(1, 2).reshape(batch, seq, -1))
 
@@ -155,9 +151,9 @@ class Block(nn.Module):
         self.feed_forward = FeedForward(args)
 
     def forward(
-        self, x: torch.Tensor, rope: torch.Tensor, cache=None, start: int = 0
+        self, x: torch.Tensor, rope: torch.Tensor, cache=None, start: int = 0, mask=None
     ) -> torch.Tensor:
-        x = x + self.attention(self.attention_norm(x), rope, cache, start)
+        x = x + self.attention(self.attention_norm(x), rope, cache, start, mask)
         return x + self.feed_forward(self.ffn_norm(x))
 
 
@@ -182,20 +178,49 @@ class Llama(nn.Module):
                 nn.init.normal_(proj.weight, mean=0.0, std=std / math.sqrt(2 * self.args.n_layers))
 
     def forward(
-        self, tokens: torch.Tensor, cache: KVCache | None = None, start: int = 0
+        self,
+        tokens: torch.Tensor,
+        cache: KVCache | None = None,
+        start: int = 0,
+        padding: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """tokens [batch, seq] -> logits [batch, seq, vocab]. With a cache (generation), the
-        tokens are at positions start.. and attend to the cached ones before them."""
+        tokens are at positions start.. and attend to the cached ones before them; `padding`
+        [batch, start + seq], True at the pad positions of left-padded rows, hides those from
+        every position (rotary embeddings depend on distances only, so a row shifted right
+        by its padding gives the logits it gives alone)."""
         seq = tokens.shape[1]
         rope = self.rope[start : start + seq]
         h = self.tok_embeddings(tokens)
         if cache is not None:
+            mask = attention_mask(seq, start, padding, tokens.device)
             for i, block in enumerate(self.layers):
-                h = block(h, rope, (cache.keys[i], cache.values[i]), start)
+                h = block(h, rope, (cache.keys[i], cache.values[i]), start, mask)
             return self.output(self.norm(h)).float()
         for block in self.layers:
             h = block(h, rope)
         return self.output(self.norm(h)).float()
+
+
+def attention_mask(
+    seq: int, start: int, padding: torch.Tensor | None, device
+) -> torch.Tensor | None:
+    """Which keys each of `seq` queries at positions start.. sees: [seq, start + seq], or
+    [batch, 1, seq, start + seq] with padding; None when plain causal attention does."""
+    if start == 0 and padding is None:
+        return None
+    # query i (at position start + i) sees positions <= start + i
+    mask = torch.ones(seq, start + seq, dtype=torch.bool, device=device).tril(start)
+    if padding is None:
+        return mask
+    mask = mask & ~padding[:, None, None, : start + seq]
+    # A pad query sees itself: one that saw nothing would be NaN, and a NaN value poisons
+    # the real queries' outputs even at attention weight zero (0 * NaN is NaN).
+    own = (
+        torch.arange(start + seq, device=device)
+        == torch.arange(start, start + seq, device=device)[:, None]
+    )
+    return mask | own
 
 
 def count_parameters(model: nn.Module) -> int:
