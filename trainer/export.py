@@ -34,29 +34,78 @@ def permute_for_hf(weight: torch.Tensor, n_heads: int) -> torch.Tensor:
     return weight.view(n_heads, head_dim // 2, 2, in_dim).transpose(1, 2).reshape(out_dim, in_dim)
 
 
+def permute_from_hf(weight: torch.Tensor, n_heads: int) -> torch.Tensor:
+    """The inverse of permute_for_hf: half-split rows back to interleaved pairs, per head."""
+    out_dim, in_dim = weight.shape
+    head_dim = out_dim // n_heads
+    return weight.view(n_heads, 2, head_dim // 2, in_dim).transpose(1, 2).reshape(out_dim, in_dim)
+
+
+# Per layer: our parameter, Hugging Face's, and whether its rows are permuted (q and k).
+_LAYER_NAMES = (
+    ("attention.wq.weight", "self_attn.q_proj.weight", True),
+    ("attention.wk.weight", "self_attn.k_proj.weight", True),
+    ("attention.wv.weight", "self_attn.v_proj.weight", False),
+    ("attention.wo.weight", "self_attn.o_proj.weight", False),
+    ("feed_forward.w1.weight", "mlp.gate_proj.weight", False),
+    ("feed_forward.w2.weight", "mlp.down_proj.weight", False),
+    ("feed_forward.w3.weight", "mlp.up_proj.weight", False),
+    ("attention_norm.weight", "input_layernorm.weight", False),
+    ("ffn_norm.weight", "post_attention_layernorm.weight", False),
+)
+
+
+def _name_pairs(args: ModelArgs) -> list[tuple[str, str, bool]]:
+    pairs = [
+        ("tok_embeddings.weight", "model.embed_tokens.weight", False),
+        ("norm.weight", "model.norm.weight", False),
+        ("output.weight", "lm_head.weight", False),
+    ]
+    for i in range(args.n_layers):
+        for ours, theirs, permuted in _LAYER_NAMES:
+            pairs.append((f"layers.{i}.{ours}", f"model.layers.{i}.{theirs}", permuted))
+    return pairs
+
+
 def hf_state_dict(state: dict[str, torch.Tensor], args: ModelArgs) -> dict[str, torch.Tensor]:
     """Our parameter names and layouts -> Hugging Face Llama's."""
-    out = {
-        "model.embed_tokens.weight": state["tok_embeddings.weight"],
-        "model.norm.weight": state["norm.weight"],
-        "lm_head.weight": state["output.weight"],
-    }
-    for i in range(args.n_layers):
-        ours, theirs = f"layers.{i}.", f"model.layers.{i}."
-        out[theirs + "self_attn.q_proj.weight"] = permute_for_hf(
-            state[ours + "attention.wq.weight"], args.n_heads
-        )
-        out[theirs + "self_attn.k_proj.weight"] = permute_for_hf(
-            state[ours + "attention.wk.weight"], args.n_heads
-        )
-        out[theirs + "self_attn.v_proj.weight"] = state[ours + "attention.wv.weight"]
-        out[theirs + "self_attn.o_proj.weight"] = state[ours + "attention.wo.weight"]
-        out[theirs + "mlp.gate_proj.weight"] = state[ours + "feed_forward.w1.weight"]
-        out[theirs + "mlp.down_proj.weight"] = state[ours + "feed_forward.w2.weight"]
-        out[theirs + "mlp.up_proj.weight"] = state[ours + "feed_forward.w3.weight"]
-        out[theirs + "input_layernorm.weight"] = state[ours + "attention_norm.weight"]
-        out[theirs + "post_attention_layernorm.weight"] = state[ours + "ffn_norm.weight"]
+    out = {}
+    for ours, theirs, permuted in _name_pairs(args):
+        weight = state[ours]
+        out[theirs] = permute_for_hf(weight, args.n_heads) if permuted else weight
     return {k: v.detach().to("cpu").contiguous() for k, v in out.items()}
+
+
+def load_hf(folder: str) -> tuple[dict[str, torch.Tensor], ModelArgs]:
+    """A folder written by export_hf (or any Llama of the same layout) as our state dict and
+    ModelArgs, in float32."""
+    from safetensors.torch import load_file
+
+    with open(os.path.join(folder, "config.json")) as fh:
+        config = json.load(fh)
+    dim, n_heads = config["hidden_size"], config["num_attention_heads"]
+    if config.get("num_key_value_heads", n_heads) != n_heads or config.get("tie_word_embeddings"):
+        raise ValueError(f"{folder}: grouped-query attention or tied embeddings: not LLaMA's")
+    # The hidden size rounds int(8d/3) up to a multiple of multiple_of; the size itself is
+    # such a multiple whenever it is not below int(8d/3).
+    args = ModelArgs(
+        dim=dim,
+        n_layers=config["num_hidden_layers"],
+        n_heads=n_heads,
+        vocab_size=config["vocab_size"],
+        multiple_of=config["intermediate_size"],
+        norm_eps=config["rms_norm_eps"],
+        max_seq_len=config["max_position_embeddings"],
+        rope_theta=config.get("rope_theta", 10000.0),
+    )
+    if args.ffn_hidden != config["intermediate_size"]:
+        raise ValueError(f"{folder}: intermediate_size below 8/3 of hidden_size: not LLaMA's")
+    tensors = load_file(os.path.join(folder, "model.safetensors"))
+    state = {}
+    for ours, theirs, permuted in _name_pairs(args):
+        weight = tensors[theirs].float()
+        state[ours] = permute_from_hf(weight, n_heads) if permuted else weight
+    return state, args
 
 
 def hf_config(args: ModelArgs, dtype: str = "float32") -> dict[str, Any]:

@@ -39,3 +39,21 @@ def test_transformers_gives_our_logits(tmp_path, n_heads):
         hf = theirs(tokens).logits
     assert torch.allclose(ours, hf, atol=1e-4, rtol=0), (ours - hf).abs().max()
     assert dataclasses.asdict(args)["dim"] == theirs.config.hidden_size
+
+
+def test_an_export_loads_back_as_our_model(tmp_path):
+    """`eval` and `generate` read an export folder too: load_hf undoes the permutation."""
+    from trainer.export import load_hf, permute_from_hf
+
+    weight = torch.arange(24.0).reshape(8, 3)
+    assert torch.equal(permute_from_hf(permute_for_hf(weight, 2), 2), weight)
+    torch.manual_seed(0)
+    args = ModelArgs(dim=64, n_layers=2, n_heads=4, vocab_size=300, multiple_of=32, max_seq_len=64)
+    model = Llama(args)
+    export_hf(model.state_dict(), args, str(tmp_path))
+    state, loaded = load_hf(str(tmp_path))
+    assert loaded.ffn_hidden == args.ffn_hidden
+    assert dataclasses.replace(loaded, multiple_of=args.multiple_of) == args
+    ours = model.state_dict()
+    assert state.keys() == ours.keys()
+    assert all(torch.equal(state[k], ours[k]) for k in ours)
