@@ -116,19 +116,56 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("--dtype", choices=["float32", "bfloat16"], default="float32")
 
     gen = commands.add_parser("generate", help="continue a prompt with a trained checkpoint")
-    gen.add_argument("checkpoint", help="a checkpoint.pt written by `train`")
+    gen.add_argument("checkpoint", help="a checkpoint.pt written by `train`, or an export folder")
     gen.add_argument("--prompt", required=True)
     gen.add_argument("--max-new-tokens", type=int, default=64)
     gen.add_argument("--temperature", type=float, default=0.0, help="0: greedy")
     gen.add_argument("--top-p", type=float, default=1.0)
     gen.add_argument("--tokenizer", help="tokenizer folder (default: the build's)")
 
+    evaluate = commands.add_parser(
+        "eval",
+        help="score a checkpoint on evaluation tasks as the LLaMA paper does (docs/eval.md)",
+        description="Score a checkpoint on task files (JSON lines, docs/eval.md): multiple "
+        "choice by the log-likelihood of each choice, free form by greedy generation.",
+    )
+    evaluate.add_argument(
+        "checkpoint", help="a checkpoint.pt written by `train`, or a folder written by `export`"
+    )
+    evaluate.add_argument("--task", nargs="+", action="extend", required=True, metavar="NAME=FILE")
+    for flag, metavar, text in (
+        ("--fewshot", "NAME=FILE", "a task's training examples, which few-shot prompts come from"),
+        ("--shots", "K|NAME=K", "examples in each prompt: K for every task, NAME=K for one (0)"),
+        (
+            "--scoring",
+            "NAME=HOW",
+            "chars, answer or none (multiple choice); exact or number (free form); default: "
+            "answer for boolq and openbookqa, number for gsm8k, else chars or exact",
+        ),
+    ):
+        evaluate.add_argument(
+            flag, nargs="+", action="extend", default=[], metavar=metavar, help=text
+        )
+    evaluate.add_argument("--seed", type=int, default=0, help="draws the few-shot examples (0)")
+    evaluate.add_argument("--batch-size", type=int, default=8, help="examples per pass (8)")
+    evaluate.add_argument(
+        "--max-new-tokens", type=int, help="tokens of a free-form answer (exact 32, number 256)"
+    )
+    evaluate.add_argument("--limit", type=int, metavar="N", help="the first N examples of a task")
+    evaluate.add_argument("--device", default="auto", help="cpu, cuda, cuda:N (auto: cuda if any)")
+    evaluate.add_argument("--tokenizer", help="tokenizer folder (default: the build's)")
+    evaluate.add_argument("--out", metavar="FILE", help="write the results as JSON")
+    evaluate.add_argument(
+        "--examples", metavar="FILE", help="write each example's record as JSON lines"
+    )
+
     serve = commands.add_parser(
         "serve",
-        help="serve the recipe's Prefect deployments (build, one per stage, train)",
-        description="Serve the recipe's deployments: build, rerun-stage (one per stage) and "
-        "train, which starts when a build commits new shards. With no PREFECT_API_URL set, "
-        "a local Prefect server (SQLite under PREFECT_HOME) is started on 127.0.0.1 first.",
+        help="serve the recipe's Prefect deployments (build, one per stage, train, eval)",
+        description="Serve the recipe's deployments: build, rerun-stage (one per stage), "
+        "train, which starts when a build commits new shards, and eval (for a recipe with an "
+        "`evaluation` section), which starts when training completes. With no PREFECT_API_URL "
+        "set, a local Prefect server (SQLite under PREFECT_HOME) is started on 127.0.0.1 first.",
     )
     serve.add_argument("recipe")
     serve.add_argument("--port", type=int, default=4200, help="the local server's port (4200)")
@@ -307,6 +344,8 @@ def cmd_model_info(args: argparse.Namespace) -> int:
 def _tokenizer_beside(checkpoint: str, given: str | None) -> str | None:
     if given:
         return given
+    if os.path.isfile(os.path.join(checkpoint, "tokenizer.model")):
+        return checkpoint  # a folder written by `export`
     from pipelines.store import StageStore
 
     # A checkpoint lives in <workdir>/<checkpoint folder>/ unless train.checkpoint_dir moved it.
@@ -315,26 +354,105 @@ def _tokenizer_beside(checkpoint: str, given: str | None) -> str | None:
     return guess if os.path.isdir(guess) else None
 
 
-def cmd_generate(args: argparse.Namespace) -> int:
-    import sentencepiece as spm
-
-    from trainer.generate import generate
-    from trainer.model import Llama, ModelArgs
-    from trainer.train import load_checkpoint
-
-    if not os.path.isfile(args.checkpoint):
-        raise UserError(f"{args.checkpoint}: checkpoint not found")
-    tokenizer = _tokenizer_beside(args.checkpoint, args.tokenizer)
+def _tokenizer_of(checkpoint_path: str, given: str | None) -> str:
+    if not os.path.exists(checkpoint_path):
+        raise UserError(f"{checkpoint_path}: checkpoint not found")
+    tokenizer = _tokenizer_beside(checkpoint_path, given)
     if tokenizer is None or not os.path.isfile(os.path.join(tokenizer, "tokenizer.model")):
         raise UserError("no tokenizer.model found beside the checkpoint; give --tokenizer")
-    sp = spm.SentencePieceProcessor(model_file=os.path.join(tokenizer, "tokenizer.model"))
-    checkpoint = load_checkpoint(args.checkpoint)
-    model = Llama(ModelArgs(**checkpoint["model_args"]))
-    model.load_state_dict(checkpoint["model"])
+    return tokenizer
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    from trainer.evaluate import load_model, load_tokenizer
+    from trainer.generate import continuation, generate
+
+    sp = load_tokenizer(_tokenizer_of(args.checkpoint, args.tokenizer))
+    model, _ = load_model(args.checkpoint)
     prompt = [sp.bos_id(), *sp.encode(args.prompt)]
     new = generate(model, prompt, args.max_new_tokens, args.temperature, args.top_p)
-    print(args.prompt + sp.decode([t for t in new if t != sp.eos_id()]))
+    # Decoded after the prompt, not alone: alone, SentencePiece drops the first space.
+    print(args.prompt + continuation(sp, prompt, [t for t in new if t != sp.eos_id()]))
     return 0
+
+
+def _named(items: list[str], flag: str, value=str) -> dict:
+    """NAME=VALUE items of a flag as a mapping."""
+    named = {}
+    for item in items:
+        name, sep, text = item.partition("=")
+        if not sep or not name or not text:
+            raise UserError(f"{flag} {item}: give NAME=VALUE")
+        try:
+            named[name] = value(text)
+        except ValueError:
+            raise UserError(f"{flag} {item}: {text!r} is not a number") from None
+    return named
+
+
+def eval_settings(args: argparse.Namespace):
+    """The `eval` flags as the recipe's evaluation section would say them."""
+    from trainer.tasks import EvalSettings
+
+    tasks = _named(args.task, "--task")
+    everywhere = [s for s in args.shots if "=" not in s]
+    if everywhere and not everywhere[-1].isdigit():
+        raise UserError(f"--shots {everywhere[-1]}: a number, or NAME=K")
+    shots = {name: int(everywhere[-1]) if everywhere else 0 for name in tasks}
+    shots.update(_named([s for s in args.shots if "=" in s], "--shots", int))
+    try:
+        return EvalSettings(
+            tasks=tasks,
+            fewshot=_named(args.fewshot, "--fewshot"),
+            shots=shots,
+            scoring=_named(args.scoring, "--scoring"),
+            seed=args.seed,
+            batch_size=args.batch_size,
+            max_new_tokens=args.max_new_tokens,
+        )
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from trainer.evaluate import evaluate_checkpoint, summary, write_results
+
+    settings = eval_settings(args)
+    if args.limit is not None and args.limit < 1:
+        raise UserError("--limit must be a positive number of examples")
+    tokenizer = _tokenizer_of(args.checkpoint, args.tokenizer)
+    say = lambda line: print(line, file=sys.stderr, flush=True)  # noqa: E731
+    results, meta = evaluate_checkpoint(
+        args.checkpoint, tokenizer, settings, args.device, args.limit, say
+    )
+    step = meta.get("step")
+    title = f"{args.checkpoint}" + (f" (step {step})" if step is not None else "")
+    Console(width=max(Console().width, 100)).print(eval_table(summary(results), title))
+    write_results(results, args.checkpoint, step, args.out, args.examples)
+    return 0
+
+
+def eval_table(rows: list[dict], title: str):
+    """The per-task rows of an evaluation as a table for the terminal."""
+    from rich.table import Table
+
+    table = Table(title=title)
+    for column in ("task", "scoring", "shots", "examples", "accuracy", "± stderr", "unnormalized"):
+        table.add_column(column, justify="left" if column in ("task", "scoring") else "right")
+    for row in rows:
+        unnormalized = row["unnormalized"]
+        table.add_row(
+            row["task"],
+            row["scoring"],
+            str(row["shots"]),
+            str(row["examples"]),
+            f"{row['accuracy']:.4f}",
+            f"{row['stderr']:.4f}",
+            "" if unnormalized is None else f"{unnormalized:.4f}",
+        )
+    return table
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -413,6 +531,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_export(args)
         if args.command == "generate":
             return cmd_generate(args)
+        if args.command == "eval":
+            return cmd_eval(args)
         if args.command == "plan":
             return cmd_plan(args)
         if args.command == "train-quality-classifier":

@@ -1,3 +1,6 @@
+import dataclasses
+import shutil
+
 import torch
 
 from trainer.generate import generate
@@ -44,3 +47,29 @@ def test_sampling_is_reproducible_and_stays_in_the_context():
     a = generate(m, [1, 2, 3], 100, temperature=1.0, top_p=0.9, seed=4)
     assert a == generate(m, [1, 2, 3], 100, temperature=1.0, top_p=0.9, seed=4)
     assert len(a) <= ARGS.max_seq_len - 3
+
+
+def test_generate_command_keeps_the_space_before_the_continuation(tmp_path, monkeypatch, capsys):
+    """SentencePiece drops the leading space of the first piece it decodes: the continuation
+    is decoded after the prompt, or "The river" + "▁is▁a▁town" prints "The riveris a town"."""
+    import sentencepiece as spm
+
+    import trainer.generate
+    from flows.cli import main
+    from tests.conftest import SAMPLES
+    from tests.support.tiny_lm import write_checkpoint
+
+    tokenizer = tmp_path / "tokenizer"
+    tokenizer.mkdir()
+    shutil.copyfile(SAMPLES / "lm" / "wikipedia.sp.model", tokenizer / "tokenizer.model")
+    sp = spm.SentencePieceProcessor(model_file=str(tokenizer / "tokenizer.model"))
+    prompt, whole = sp.encode("The river"), sp.encode("The river is a town")
+    assert whole[: len(prompt)] == prompt and sp.id_to_piece(whole[len(prompt)]) == "▁is"
+    monkeypatch.setattr(trainer.generate, "generate", lambda *a, **k: whole[len(prompt) :] + [2])
+    torch.manual_seed(0)
+    checkpoint = write_checkpoint(
+        Llama(dataclasses.replace(ARGS, vocab_size=400)), tmp_path / "c.pt"
+    )
+    command = ["generate", str(checkpoint), "--prompt", "The river", "--tokenizer", str(tokenizer)]
+    assert main(command) == 0
+    assert capsys.readouterr().out == "The river is a town\n"
