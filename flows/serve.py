@@ -5,7 +5,9 @@ Deployments, for a recipe named N:
 - `rerun-stage/N-<stage>`, one per stage: rerun that stage (force, for some or all sources)
   and bring what depends on it up to date; everything else shows as cached;
 - `train/N`: train on the mix shards (recipe_path, model, resume, max_steps), started by
-  the `llama-recipe.shards.ready` event that a build emits when `mix` commits.
+  the `llama-recipe.shards.ready` event that a build emits when `mix` commits;
+- `eval/N`, where the recipe has an `evaluation` section: score the trained checkpoint on
+  its tasks (recipe_path, checkpoint, device), started when a run of `train/N` completes.
 
 They are served with `prefect.serve`: one long-running process polls the API and runs each
 flow run in a subprocess on this machine. That needs no work pool, no worker and no image,
@@ -64,24 +66,47 @@ def deployments(recipe_path: str) -> list:
                 **common,
             )
         )
-    served.append(
-        train_flow.to_deployment(
-            name=recipe.name,
-            parameters={"recipe_path": path},
-            description=f"Train on the shards of {path}; starts when a build commits new shards.",
-            triggers=[
-                DeploymentEventTrigger(
-                    name=f"{recipe.name}: shards ready",
-                    expect={SHARDS_READY},
-                    match={"prefect.resource.id": recipe_resource(recipe)["prefect.resource.id"]},
-                    parameters={"recipe_path": "{{ event.payload.recipe }}"},
-                )
-            ],
-            concurrency_limit=ConcurrencyLimitConfig(limit=recipe.orchestration.train_concurrency),
-            **common,
-        )
+    train_trigger = DeploymentEventTrigger(
+        name=f"{recipe.name}: shards ready",
+        expect={SHARDS_READY},
+        match={"prefect.resource.id": recipe_resource(recipe)["prefect.resource.id"]},
+        parameters={"recipe_path": "{{ event.payload.recipe }}"},
     )
+    train = f"Train on the shards of {path}; starts when a build commits new shards."
+    limit = recipe.orchestration.train_concurrency
+    served.append(_triggered(train_flow, recipe.name, path, train, train_trigger, limit, common))
+    if recipe.evaluation is not None:
+        from flows.evaluation import eval_flow
+
+        # Prefect emits this event for every flow run that completes, with the run's flow and
+        # deployment among its related resources: here, runs of train/<name>.
+        eval_trigger = DeploymentEventTrigger(
+            name=f"{recipe.name}: trained",
+            expect={"prefect.flow-run.Completed"},
+            match_related=[
+                {"prefect.resource.role": "flow", "prefect.resource.name": "train"},
+                {"prefect.resource.role": "deployment", "prefect.resource.name": recipe.name},
+            ],
+            parameters={"recipe_path": path},
+        )
+        evaluate = f"Evaluate the checkpoint trained on {path}; starts when training completes."
+        served.append(_triggered(eval_flow, recipe.name, path, evaluate, eval_trigger, 1, common))
     return served
+
+
+def _triggered(flow, name: str, path: str, description: str, trigger, limit: int, common: dict):
+    """A deployment of `flow` for the recipe at `path` that `trigger` starts; `limit` runs at
+    a time (more wait in the queue)."""
+    from prefect.client.schemas.objects import ConcurrencyLimitConfig
+
+    return flow.to_deployment(
+        name=name,
+        parameters={"recipe_path": path},
+        description=description,
+        triggers=[trigger],
+        concurrency_limit=ConcurrencyLimitConfig(limit=limit),
+        **common,
+    )
 
 
 def _interrupt(signum: int, frame: object) -> None:
