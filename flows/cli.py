@@ -132,7 +132,14 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument(
         "checkpoint", help="a checkpoint.pt written by `train`, or a folder written by `export`"
     )
-    evaluate.add_argument("--task", nargs="+", action="extend", required=True, metavar="NAME=FILE")
+    evaluate.add_argument(
+        "--task",
+        nargs="+",
+        action="extend",
+        required=True,
+        metavar="NAME=FILE",
+        help="a task file (JSON lines, docs/eval.md) and the name it is reported under",
+    )
     for flag, metavar, text in (
         ("--fewshot", "NAME=FILE", "a task's training examples, which few-shot prompts come from"),
         ("--shots", "K|NAME=K", "examples in each prompt: K for every task, NAME=K for one (0)"),
