@@ -7,8 +7,10 @@ Flags that `build` does not know go to Beam's PipelineOptions, as in every Beam 
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import logging
 import os
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -519,6 +521,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args, unknown = parser.parse_known_args(argv)
     if unknown and args.command != "build":
         parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+    if hasattr(signal, "SIGUSR1"):
+        # `kill -USR1 <pid>` prints where every thread of a command that seems stuck is.
+        faulthandler.register(signal.SIGUSR1, all_threads=True)
     if args.command in _SPAWNING_COMMANDS:
         from flows.processes import die_with_parent, start_guardian
 

@@ -62,7 +62,27 @@ class Command:
         self.process.wait()
 
     def finish(self, timeout_s: float = 600.0) -> int:
-        self.process.wait(timeout=timeout_s)
+        """The exit code; a command still running after `timeout_s` prints where each of its
+        threads is (SIGUSR1, see flows/cli.py), is killed with everything it started (so
+        that no slot or lease it holds outlives the test) and fails the test."""
+        try:
+            self.process.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            self.process.send_signal(signal.SIGUSR1)
+            time.sleep(2.0)
+            self.kill()
+            deadline = time.monotonic() + 15
+            while (left := survivors(self.mark)) and time.monotonic() < deadline:
+                time.sleep(0.2)
+            for pid in left:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            raise AssertionError(
+                f"still running after {timeout_s:g} s; killed. Its output, with its threads' "
+                f"stacks at the end:\n{self.output()[-12000:]}"
+            ) from None
         time.sleep(0.1)
         return self.process.returncode
 
