@@ -22,7 +22,12 @@ from rich.table import Table
 
 from pipelines import rates
 from pipelines.errors import UserError
-from pipelines.mixture import SourcePlan, available_tokens, plan_mixture
+from pipelines.mixture import (
+    SourcePlan,
+    available_tokens,
+    expected_training_tokens,
+    plan_mixture,
+)
 from pipelines.recipe import Recipe
 from pipelines.registry import PER_SOURCE_STAGES, STAGES, spec
 from pipelines.store import StageStore
@@ -84,7 +89,13 @@ def token_counts(recipe: Recipe, given: list[str]) -> dict[str, int]:
 
 
 def plan_table(recipe: Recipe, total_tokens: int, counts: dict[str, int]) -> Table:
-    plans: dict[str, SourcePlan] = plan_mixture(total_tokens, recipe.weights(), counts)
+    """Epochs per source from the tokens each offers (`counts`), less the part that
+    `mixture.validation` is expected to hold out."""
+    training = {
+        name: expected_training_tokens(tokens, recipe.mixture.validation_amount(name))
+        for name, tokens in counts.items()
+    }
+    plans: dict[str, SourcePlan] = plan_mixture(total_tokens, recipe.weights(), training)
     table = Table(title=f"{recipe.name}: {total_tokens:,} tokens")
     for column in ("source", "available tokens", "sampling proportion", "target tokens", "epochs"):
         table.add_column(column, justify="left" if column == "source" else "right")

@@ -44,19 +44,61 @@ def split_total(total: int, weights: dict[str, float]) -> dict[str, int]:
 def plan_mixture(
     total_tokens: int, weights: dict[str, float], available: dict[str, int]
 ) -> dict[str, SourcePlan]:
-    plans = {}
-    for name, target in split_total(total_tokens, weights).items():
-        have = available[name]
-        if have <= 0:
-            raise UserError(f"mix: source {name!r} has no tokens left to sample from")
-        full, remainder = divmod(target, have)
-        plans[name] = SourcePlan(name, have, target, full, remainder)
-    return plans
+    """Each source's plan from the tokens it offers for training (`available`)."""
+    return {
+        name: plan_source(name, target, available[name])
+        for name, target in split_total(total_tokens, weights).items()
+    }
+
+
+def plan_source(source: str, target: int, available: int) -> SourcePlan:
+    """Whole epochs of the `available` tokens, then the rest of `target` from one more."""
+    if available <= 0:
+        raise UserError(f"mix: source {source!r} has no tokens left to sample from")
+    full, remainder = divmod(target, available)
+    return SourcePlan(source, available, target, full, remainder)
 
 
 def available_tokens(tokenize_manifest: dict[str, Any]) -> int:
     """Tokens a source offers the mix: its documents' tokens plus BOS and EOS for each."""
     return tokenize_manifest.get("tokens", 0) + 2 * tokenize_manifest["counts"]["kept"]
+
+
+# -- the validation split: documents held out of training, per source ----------------------
+
+
+def held_out_fraction(amount: float, available: int) -> float:
+    """The share of a source's documents held out for validation (`mixture.validation`): the
+    amount itself when it is a fraction (< 1), else that many of its `available` tokens."""
+    if amount < 1:
+        return max(amount, 0.0)
+    return min(amount / available, 1.0) if available > 0 else 0.0
+
+
+def expected_training_tokens(available: int, amount: float) -> int:
+    """The tokens a source is expected to keep for training when `amount` is held out (for
+    `llama-recipe plan`; the mix counts them exactly, document by document)."""
+    return available - round(available * held_out_fraction(amount, available))
+
+
+@dataclass(frozen=True)
+class HashExtremes:
+    """A source's documents by their validation hash: how many, the first and the last
+    (hash, id)."""
+
+    documents: int
+    smallest: tuple[float, str] | None  # None when there is no document
+    largest: tuple[float, str] | None
+
+
+def is_held_out(u: float, doc_id: str, fraction: float, extremes: HashExtremes) -> bool:
+    """Whether a document (its hash `u` in [0, 1) and id) goes to validation: its hash is below
+    the fraction; in a source of two documents or more the one of the smallest hash always
+    goes and the one of the largest never does, so that a source that holds some out holds
+    at least one out and still trains on at least one."""
+    if fraction <= 0 or extremes.documents < 2 or (u, doc_id) == extremes.largest:
+        return False
+    return u < fraction or (u, doc_id) == extremes.smallest
 
 
 def doc_cost(num_tokens: int) -> int:

@@ -4,6 +4,9 @@ trainer that checks what it reads.
 Each run of `mix` commits a new version, `<mix dir>/<version>/` (shards and mixture.json),
 and names it in the stage's manifest, written last; earlier versions stay until newer ones
 push them out, so a training run keeps reading, and resumes on, the version it started on.
+When the recipe holds documents out (`mixture.validation`), each source's held-out documents
+are shards of their own in `<version>/validation/<source>/`, listed in the version's
+mixture.json under `validation`, with their ids in `ids-*.txt`.
 
 This module imports nothing heavier than pyarrow and numpy, so a training job can read
 shards without the data pipeline's dependencies.
@@ -15,6 +18,7 @@ import glob
 import hashlib
 import json
 import os
+import posixpath
 import threading
 from collections.abc import Iterator
 
@@ -27,6 +31,8 @@ SHARD_GLOB = "shard-*.arrow"
 UNK_ID, BOS_ID, EOS_ID = 0, 1, 2  # LLaMA's special ids: every document is BOS ... EOS
 MIXTURE_JSON = "mixture.json"
 MANIFEST = "_MANIFEST.json"
+VALIDATION = "validation"  # <version>/validation/<source>/: the source's held-out documents
+VALIDATION_IDS = "ids"  # ...their ids, one a line, in ids-*.txt beside their shards
 
 
 class ShardError(UserError):
@@ -92,6 +98,30 @@ def shards_dir(mix_dir: str, version: str | None = None) -> tuple[str, str | Non
     return directory, chosen
 
 
+def validation_path(version_dir: str, source: str) -> str:
+    """The folder of a source's validation shards in a mix version (a path or a URI)."""
+    return posixpath.join(version_dir, VALIDATION, source)
+
+
+def validation_readers(
+    version_dir: str, vocab_size: int | None = None, verify: bool = True
+) -> dict[str, ShardReader]:
+    """A reader of each source's validation shards in a mix version, by source; sources that
+    hold out less than a row are left out, and a version without validation gives none."""
+    path = os.path.join(version_dir, MIXTURE_JSON)
+    if not os.path.exists(path):
+        return {}
+    with open(path) as fh:
+        held_out = json.load(fh).get(VALIDATION) or {}
+    return {
+        source: ShardReader(
+            validation_path(version_dir, source), vocab_size, verify, shards=record["shards"]
+        )
+        for source, record in sorted(held_out.items())
+        if record["shards"]
+    }
+
+
 class ShardReader:
     """Memory-maps every shard of a mix version; sequence i in O(1), iteration from anywhere.
 
@@ -99,18 +129,27 @@ class ShardReader:
     records, with a readable Arrow footer and the recorded number of rows. With `verify`, a
     background thread also hashes each shard (sha256 against mixture.json) and checks its
     token ids against `vocab_size`, and the first read of a shard waits for its check. Any
-    mismatch is a ShardError naming the shard and what differs.
+    mismatch is a ShardError naming the shard and what differs. `shards` gives the shards'
+    records where the folder has no mixture.json of its own (validation shards are listed in
+    their version's).
     """
 
-    def __init__(self, directory: str, vocab_size: int | None = None, verify: bool = True):
+    def __init__(
+        self,
+        directory: str,
+        vocab_size: int | None = None,
+        verify: bool = True,
+        shards: list[dict] | None = None,
+    ):
         self.directory = directory
         mixture_path = os.path.join(directory, MIXTURE_JSON)
         self.mixture = None
-        if os.path.exists(mixture_path):
+        if shards is None and os.path.exists(mixture_path):
             with open(mixture_path) as fh:
                 self.mixture = json.load(fh)
-        if self.mixture is not None:
-            recorded = {s["file"]: s for s in self.mixture["shards"]}
+            shards = self.mixture["shards"]
+        if shards is not None:
+            recorded = {s["file"]: s for s in shards}
             paths = [os.path.join(directory, name) for name in sorted(recorded)]
         else:  # shards without a manifest (written by hand): nothing to check them against
             recorded = {}

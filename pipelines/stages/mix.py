@@ -1,9 +1,11 @@
-"""mix: take p_s * T tokens from every source (whole epochs, then an exact part of one more),
-shuffle deterministically, pack documents into rows of seq_len + 1 tokens, write Arrow IPC
-shards and `mixture.json` into a new version folder (see pipelines/shards.py), keeping the
-newest `mixture.keep_versions` committed versions. The arithmetic is in pipelines/mixture.py,
-the transforms in pipelines/transforms/mixing.py: the mixture is planned on document keys,
-ids and token counts, and the token files are read again to fill the shards.
+"""mix: hold out each source's validation documents (`mixture.validation`), take p_s * T
+tokens from the rest of every source (whole epochs, then an exact part of one more), shuffle
+deterministically, pack documents into rows of seq_len + 1 tokens, write Arrow IPC shards
+(the held-out documents' apart) and `mixture.json` into a new version folder (see
+pipelines/shards.py), keeping the newest `mixture.keep_versions` committed versions. The
+arithmetic is in pipelines/mixture.py, the transforms in pipelines/transforms/mixing.py and
+validation.py: the mixture is planned on document keys, ids and token counts, and the token
+files are read again to fill the shards.
 """
 
 from __future__ import annotations
@@ -20,19 +22,27 @@ import pyarrow as pa
 from apache_beam.io.filesystems import FileSystems
 
 from pipelines.errors import UserError
-from pipelines.mixture import SourcePlan, available_tokens, plan_mixture
-from pipelines.shards import MIXTURE_JSON, SHARD_GLOB
+from pipelines.mixture import (
+    SourcePlan,
+    available_tokens,
+    held_out_fraction,
+    plan_mixture,
+    split_total,
+)
+from pipelines.shards import MIXTURE_JSON, SHARD_GLOB, VALIDATION, VALIDATION_IDS, validation_path
 from pipelines.stage import Stage, StageContext
 from pipelines.store import delete_tree, match_files
 from pipelines.transforms.mixing import (
     Packing,
     PackRows,
+    PlanSource,
     ShardLayout,
     SourceInstances,
     SourceSampling,
     WriteShards,
     token_counts,
 )
+from pipelines.transforms.validation import HoldOut, HoldOutConfig, WriteValidation
 
 
 class MixStage(Stage):
@@ -79,30 +89,46 @@ class MixStage(Stage):
         leftovers = match_files(FileSystems.join(directory, SHARD_GLOB))
         leftovers += match_files(FileSystems.join(directory, MIXTURE_JSON))
         shards = match_files(FileSystems.join(directory, "*", SHARD_GLOB))
-        for folder in sorted({path.rsplit("/", 1)[0] for path in shards}):
+        held_out = match_files(FileSystems.join(directory, "*", VALIDATION, "*", "*"))
+        folders = {path.rsplit("/", 1)[0] for path in shards}
+        folders |= {path.rsplit("/", 3)[0] for path in held_out}
+        for folder in sorted(folders):
             if not FileSystems.exists(FileSystems.join(folder, MIXTURE_JSON)):
                 leftovers.append(folder)
         return leftovers
 
-    def plans(self, ctx: StageContext) -> dict[str, SourcePlan]:
-        available = {}
-        for name in ctx.recipe.sources:
-            available[name] = available_tokens(ctx.store.read_manifest("tokenize", name))
-        return plan_mixture(ctx.recipe.mixture.total_tokens, ctx.recipe.weights(), available)
+    def available(self, ctx: StageContext) -> dict[str, int]:
+        """Every source's tokens with BOS and EOS, held-out documents included."""
+        names = ctx.recipe.sources
+        return {n: available_tokens(ctx.store.read_manifest("tokenize", n)) for n in names}
 
-    def num_groups(self, ctx: StageContext) -> int:
+    def held_out(self, ctx: StageContext) -> dict[str, float]:
+        """The fraction of each source's documents held out for validation (0: none)."""
+        available, mixture = self.available(ctx), ctx.recipe.mixture
+        return {
+            name: held_out_fraction(mixture.validation_amount(name), tokens)
+            for name, tokens in available.items()
+        }
+
+    def plans(self, ctx: StageContext, held_out_tokens: dict[str, int]) -> dict[str, SourcePlan]:
+        """The plans the pipeline made: from the tokens each source kept for training."""
+        training = {n: a - held_out_tokens.get(n, 0) for n, a in self.available(ctx).items()}
+        return plan_mixture(ctx.recipe.mixture.total_tokens, ctx.recipe.weights(), training)
+
+    def num_groups(self, ctx: StageContext, tokens: float) -> int:
         mixture = ctx.recipe.mixture
-        return max(
-            1, round(mixture.total_tokens / (mixture.rows_per_shard * (mixture.seq_len + 1)))
-        )
+        return max(1, round(tokens / (mixture.rows_per_shard * (mixture.seq_len + 1))))
 
     def expand(
         self, pipeline: beam.Pipeline, ctx: StageContext, source: str, prepared: str
     ) -> None:
-        mixture = ctx.recipe.mixture
+        mixture, namespace = ctx.recipe.mixture, self.metrics_namespace(source)
         sources = list(ctx.recipe.sources)
-        paths, instances = [], []
-        for index, (name, plan) in enumerate(self.plans(ctx).items()):
+        self.plans(ctx, {})  # every source has tokens (the held-out part is counted below)
+        targets = split_total(mixture.total_tokens, ctx.recipe.weights())
+        fractions, available = self.held_out(ctx), self.available(ctx)
+        paths, instances, held_out = [], [], {}
+        for index, name in enumerate(sources):
             found = match_files(ctx.store.parts("tokenize", name, ".arrow"))
             numbered = [(path, len(paths) + k) for k, path in enumerate(found)]
             paths += found
@@ -111,47 +137,45 @@ class MixStage(Stage):
                 | f"{name}/Files" >> beam.Create(numbered)
                 | f"{name}/Documents" >> beam.FlatMapTuple(token_counts)
             )
-            sampling = SourceSampling(plan, index, mixture.seed)
-            instances.append(docs | f"{name}/Sample" >> SourceInstances(sampling))
-        packing = Packing(
-            sources,
-            mixture.seq_len,
-            self.num_groups(ctx),
-            mixture.seed,
-            self.metrics_namespace(source),
-        )
-        layout = ShardLayout(
-            self.version_dir(ctx, prepared),
-            mixture.seq_len,
-            ctx.recipe.tokenizer.vocab_size,
-            mixture.rows_per_shard,
-        )
+            if fractions[name] > 0:
+                config = HoldOutConfig(name, fractions[name], mixture.seed, namespace)
+                split = docs | f"{name}/HoldOut" >> HoldOut(config)
+                docs, held_out[name] = split["training"], split["validation"]
+            plan = docs | f"{name}/Plan" >> PlanSource(name, targets[name])
+            sampling = SourceSampling(name, index, mixture.seed)
+            instances.append(docs | f"{name}/Sample" >> SourceInstances(sampling, plan))
+        groups = self.num_groups(ctx, mixture.total_tokens)
+        packing = Packing(sources, mixture.seq_len, groups, mixture.seed, namespace)
+        version_dir = self.version_dir(ctx, prepared)
+        layout = self.layout(ctx, version_dir)
         packed = instances | "AllInstances" >> beam.Flatten() | "Pack" >> PackRows(packing)
         files = pipeline | "TokenFiles" >> beam.Create([(i, None) for i in range(len(paths))])
         {"file": files, **packed} | "Shards" >> WriteShards(paths, layout, packing)
+        for name, docs in held_out.items():
+            # Counted apart: tokens/<source> and documents/<source> are the training shards'.
+            groups = self.num_groups(ctx, fractions[name] * available[name])
+            packing = Packing([name], mixture.seq_len, groups, mixture.seed, f"{namespace}/held")
+            layout = self.layout(ctx, validation_path(version_dir, name))
+            {"documents": docs, "file": files} | f"{name}/Validation" >> WriteValidation(
+                paths, layout, packing
+            )
+
+    def layout(self, ctx: StageContext, directory: str) -> ShardLayout:
+        mixture = ctx.recipe.mixture
+        vocab_size = ctx.recipe.tokenizer.vocab_size
+        return ShardLayout(directory, mixture.seq_len, vocab_size, mixture.rows_per_shard)
 
     def summarize(
         self, ctx: StageContext, source: str, metrics: dict[str, int], prepared: str
     ) -> dict[str, Any]:
-        plans = self.plans(ctx)
+        fractions = {name: f for name, f in self.held_out(ctx).items() if f > 0}
+        held_out = {name: metrics.get(f"held_out_tokens/{name}", 0) for name in fractions}
+        plans = self.plans(ctx, held_out)
         tokenizer = ctx.store.read_manifest("train-tokenizer") or {}
-        shards, actual, documents = [], dict.fromkeys(plans, 0), dict.fromkeys(plans, 0)
-        for name in plans:
-            actual[name] = metrics.get(f"tokens/{name}", 0)
-            documents[name] = metrics.get(f"documents/{name}", 0)
+        actual = {name: metrics.get(f"tokens/{name}", 0) for name in plans}
+        documents = {name: metrics.get(f"documents/{name}", 0) for name in plans}
         version_dir = self.version_dir(ctx, prepared)
-        for path in match_files(FileSystems.join(version_dir, SHARD_GLOB)):
-            data = ctx.store.read_bytes(path)
-            reader = pa.ipc.open_file(data)
-            rows = sum(reader.get_batch(i).num_rows for i in range(reader.num_record_batches))
-            shards.append(
-                {
-                    "file": path.rsplit("/", 1)[-1],
-                    "rows": rows,
-                    "bytes": len(data),
-                    "sha256": hashlib.sha256(data).hexdigest(),
-                }
-            )
+        shards = self._shard_records(ctx, version_dir)
         total_actual = sum(actual.values())
         weights = ctx.recipe.weights()
         mixture = {
@@ -167,7 +191,7 @@ class MixStage(Stage):
             "recipe_sha256": ctx.recipe.sha256(),
             "sources": {
                 name: {
-                    "available_tokens": plan.available_tokens,
+                    "available_tokens": plan.available_tokens,  # held-out documents' excluded
                     "target_proportion": weights[name],
                     "target_tokens": plan.target_tokens,
                     "actual_tokens": actual[name],
@@ -179,6 +203,20 @@ class MixStage(Stage):
             },
             "shards": shards,
         }
+        if fractions:
+            mixture[VALIDATION] = {}
+        for name, fraction in fractions.items():
+            directory = validation_path(version_dir, name)
+            held = self._shard_records(ctx, directory)
+            ids = match_files(FileSystems.join(directory, f"{VALIDATION_IDS}-*"))
+            mixture[VALIDATION][name] = {
+                "fraction": fraction,  # of the documents, chosen by a hash of their id
+                "documents": metrics.get(f"held_out_documents/{name}", 0),
+                "tokens": held_out[name],  # of the documents, with BOS and EOS
+                "rows": sum(s["rows"] for s in held),
+                "shards": held,
+                "ids": [path.rsplit("/", 1)[-1] for path in ids],
+            }
         if not shards:
             raise UserError("mix: no shard was written (total_tokens smaller than one row?)")
         # Written after every shard: it marks the version complete.
@@ -187,3 +225,20 @@ class MixStage(Stage):
             json.dumps({**mixture, "version": prepared}, indent=2, sort_keys=True).encode(),
         )
         return {"mixture": mixture, "version": prepared, "shards": version_dir}
+
+    def _shard_records(self, ctx: StageContext, directory: str) -> list[dict[str, Any]]:
+        """File, rows, bytes and sha256 of every shard in a folder, by name."""
+        records = []
+        for path in match_files(FileSystems.join(directory, SHARD_GLOB)):
+            data = ctx.store.read_bytes(path)
+            reader = pa.ipc.open_file(data)
+            rows = sum(reader.get_batch(i).num_rows for i in range(reader.num_record_batches))
+            records.append(
+                {
+                    "file": path.rsplit("/", 1)[-1],
+                    "rows": rows,
+                    "bytes": len(data),
+                    "sha256": hashlib.sha256(data).hexdigest(),
+                }
+            )
+        return records

@@ -8,8 +8,10 @@ tokens go (group, position in the group's stream, then shard and offset) is comp
 alone; the token files are then read again, one per element, and each instance's tokens (with
 BOS and EOS) travel once, straight to the shard they fill.
 
-  SourceInstances  (key, id, tokens) -> whole epochs; the partial epoch by a fixed-size
-                   histogram, only the boundary bucket's documents meeting on one key
+  PlanSource       (key, id, tokens) -> the source's plan from the tokens they offer (what a
+                   validation split leaves is known only in the pipeline)
+  SourceInstances  (key, id, tokens) + plan -> whole epochs; the partial epoch by a
+                   fixed-size histogram, only the boundary bucket's documents meeting on one key
   PackRows         instances -> GroupByKey by group -> each group's stream laid out in hash
                    order: every instance's start, and the group's rows and tail
   WriteShards      the groups' sizes (one small side input) -> every instance's pieces in the
@@ -35,6 +37,7 @@ from pipelines.mixture import (
     boundary,
     bucket_of,
     doc_cost,
+    plan_source,
     row_offsets,
     take_prefix,
 )
@@ -81,9 +84,27 @@ class TokenHistogram(beam.CombineFn):
         return acc
 
 
+class PlanSource(beam.PTransform):
+    """(key, id, tokens) documents of one source -> its `SourcePlan` (one element) for a
+    target of `target` tokens, from the tokens the documents offer with BOS and EOS."""
+
+    def __init__(self, source: str, target: int):
+        super().__init__()
+        self.source, self.target = source, target
+
+    def expand(self, docs: beam.PCollection) -> beam.PCollection:
+        source, target = self.source, self.target
+        return (
+            docs
+            | "Cost" >> beam.Map(lambda d: doc_cost(d[2]))
+            | "Available" >> beam.CombineGlobally(sum)
+            | "Plan" >> beam.Map(lambda available: plan_source(source, target, available))
+        )
+
+
 @dataclass(frozen=True)
 class SourceSampling:
-    plan: SourcePlan
+    source: str
     source_index: int
     seed: int
 
@@ -92,60 +113,54 @@ class SourceInstances(beam.PTransform):
     """(key, id, tokens) documents of one source -> its `Instance`s: every document once per
     whole epoch (each epoch ordered by hashes that include its number), then the documents
     of the partial epoch in hash order until its token budget, the last one cut to fit
-    exactly."""
+    exactly. `plan` holds the source's one `SourcePlan`."""
 
-    def __init__(self, config: SourceSampling):
+    def __init__(self, config: SourceSampling, plan: beam.PCollection):
         super().__init__()
-        self.config = config
+        self.config, self.plan = config, plan
 
     def expand(self, docs: beam.PCollection) -> beam.PCollection:
-        plan, index, seed = self.config.plan, self.config.source_index, self.config.seed
-        name = plan.source
-        branches = []
-        if plan.full_epochs:
-            branches.append(
-                docs
-                | "WholeEpochs"
-                >> beam.FlatMap(
-                    lambda d, n=plan.full_epochs: (
-                        Instance(name, index, epoch, d[1], d[0], d[2], True) for epoch in range(n)
-                    )
-                )
-            )
-        if plan.remainder_tokens:
-            epoch, remainder = plan.full_epochs, plan.remainder_tokens
-            hashed = docs | "HashPartial" >> beam.Map(
-                lambda d: (unit_hash(seed, "select", name, epoch, d[1]), *d)
-            )
-            histogram = beam.pvalue.AsSingleton(
-                hashed
-                | "Mass" >> beam.Map(lambda h: (bucket_of(h[0]), doc_cost(h[3])))
-                | "Histogram" >> beam.CombineGlobally(TokenHistogram())
-            )
-            selected = hashed | "Select" >> beam.FlatMap(
-                _select_partial, remainder=remainder, histogram=histogram
-            ).with_outputs("boundary", main="inside")
-            cut = (
-                selected["boundary"]
-                | "KeyBoundary" >> beam.Map(lambda h: (0, h))
-                | "GroupBoundary" >> beam.GroupByKey()
-                | "CutBoundary"
-                >> beam.FlatMap(_cut_boundary, remainder=remainder, histogram=histogram)
-            )
-            branches.append(
-                (selected["inside"], cut)
-                | "MergePartial" >> beam.Flatten()
-                | "TagPartial" >> beam.Map(lambda x: Instance(name, index, epoch, *x))
-            )
-        if not branches:
-            return docs.pipeline | "NoInstances" >> beam.Create([])
-        return tuple(branches) | "Instances" >> beam.Flatten()
+        name, index, seed = self.config.source, self.config.source_index, self.config.seed
+        plan = beam.pvalue.AsSingleton(self.plan)
+        whole = docs | "WholeEpochs" >> beam.FlatMap(
+            lambda d, plan: (
+                Instance(name, index, epoch, d[1], d[0], d[2], True)
+                for epoch in range(plan.full_epochs)
+            ),
+            plan,
+        )
+        hashed = docs | "HashPartial" >> beam.Map(
+            lambda d, plan: (unit_hash(seed, "select", name, plan.full_epochs, d[1]), *d), plan
+        )
+        histogram = beam.pvalue.AsSingleton(
+            hashed
+            | "Mass" >> beam.Map(lambda h: (bucket_of(h[0]), doc_cost(h[3])))
+            | "Histogram" >> beam.CombineGlobally(TokenHistogram())
+        )
+        selected = hashed | "Select" >> beam.FlatMap(
+            _select_partial, plan=plan, histogram=histogram
+        ).with_outputs("boundary", main="inside")
+        cut = (
+            selected["boundary"]
+            | "KeyBoundary" >> beam.Map(lambda h: (0, h))
+            | "GroupBoundary" >> beam.GroupByKey()
+            | "CutBoundary" >> beam.FlatMap(_cut_boundary, plan=plan, histogram=histogram)
+        )
+        partial = (
+            (selected["inside"], cut)
+            | "MergePartial" >> beam.Flatten()
+            | "TagPartial"
+            >> beam.Map(lambda x, plan: Instance(name, index, plan.full_epochs, *x), plan)
+        )
+        return (whole, partial) | "Instances" >> beam.Flatten()
 
 
 def _select_partial(
-    hashed: tuple[float, int, str, int], remainder: int, histogram: np.ndarray
+    hashed: tuple[float, int, str, int], plan: SourcePlan, histogram: np.ndarray
 ) -> Iterator[Any]:
-    bucket, _ = boundary(histogram, remainder)
+    if not plan.remainder_tokens:  # whole epochs only
+        return
+    bucket, _ = boundary(histogram, plan.remainder_tokens)
     u, key, doc_id, n = hashed
     mine = bucket_of(u)
     if mine < bucket:
@@ -155,9 +170,9 @@ def _select_partial(
 
 
 def _cut_boundary(
-    group: tuple[int, Iterable[tuple]], remainder: int, histogram: np.ndarray
+    group: tuple[int, Iterable[tuple]], plan: SourcePlan, histogram: np.ndarray
 ) -> Iterator[tuple[str, int, int, bool]]:
-    _, budget = boundary(histogram, remainder)
+    _, budget = boundary(histogram, plan.remainder_tokens)
     docs = list(group[1])
     keys = {doc_id: key for _, key, doc_id, _ in docs}
     # take_prefix measures and slices the tokens it is given: a range of the token count

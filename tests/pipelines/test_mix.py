@@ -5,6 +5,8 @@ from pipelines.mixture import (
     HISTOGRAM_BINS,
     boundary,
     bucket_of,
+    expected_training_tokens,
+    held_out_fraction,
     pack,
     plan_mixture,
     split_total,
@@ -125,3 +127,15 @@ def test_a_mix_rerun_leaves_the_version_a_training_run_reads(built_sample, tmp_p
     # A third version pushes the oldest out (keep_versions: 2).
     run_stage(STAGE_CLASSES["mix"](), ctx, list(recipe.sources), force=True)
     assert version not in versions(mix_dir) and len(versions(mix_dir)) == 2
+
+
+def test_held_out_amounts_are_fractions_of_documents():
+    # A number below 1 is the fraction itself; 1 or more is tokens of what the source offers.
+    assert held_out_fraction(0.2, 5000) == 0.2
+    assert held_out_fraction(1000, 5000) == 0.2
+    assert held_out_fraction(10**7, 5000) == 1.0  # the rule still keeps one to train
+    assert held_out_fraction(0.0, 5000) == 0.0
+    # `llama-recipe plan` counts what is expected to train.
+    assert expected_training_tokens(5000, 1000) == 4000
+    assert expected_training_tokens(5000, 0.1) == 4500
+    assert expected_training_tokens(5000, 0.0) == 5000

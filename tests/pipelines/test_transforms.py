@@ -64,6 +64,7 @@ from pipelines.transforms.mixing import (
     Instance,
     Packing,
     PackRows,
+    PlanSource,
     ShardLayout,
     SourceInstances,
     SourceSampling,
@@ -79,6 +80,7 @@ from pipelines.transforms.near_dedup import (
     rounds_used,
 )
 from pipelines.transforms.quality import QualityFiltering, QualityFilters
+from pipelines.transforms.validation import HoldOut, HoldOutConfig, WriteValidation
 
 pytestmark = pytest.mark.integration
 SEED = 7
@@ -721,7 +723,11 @@ def test_source_instances_take_whole_epochs_then_an_exact_budget():
     p = pipeline()
     created = p | beam.Create([(doc_key(7, row), i, len(t)) for row, (i, t) in enumerate(docs)])
     instances = [
-        created | name >> SourceInstances(SourceSampling(plan, index, SEED))
+        created
+        | name
+        >> SourceInstances(
+            SourceSampling(name, index, SEED), p | f"{name}/Plan" >> beam.Create([plan])
+        )
         for index, (name, plan) in enumerate(plans.items())
     ]
     assert_that(instances | beam.Flatten() | beam.Map(tuple), equal_to(expected))
@@ -813,6 +819,74 @@ def test_pack_rows_then_write_shards_in_the_global_row_order(tmp_path):
     reader = ShardReader(str(out), verify=False)
     assert len(reader) == len(global_rows)
     assert np.array_equal(np.stack(list(reader.iter_from(0))), global_rows)
+
+
+def held_out_by_hand(ids: list[str], source: str, fraction: float) -> set[str]:
+    """The documented rule: ids whose hash is below the fraction; in a source of two or
+    more, the smallest hash always and the largest never."""
+    ranked = sorted((unit_hash(SEED, "validation", source, i), i) for i in ids)
+    if len(ranked) < 2:
+        return set()
+    return {i for u, i in ranked[:-1] if u < fraction} | {ranked[0][1]}
+
+
+def test_hold_out_splits_by_hash_and_writes_the_held_out_documents_apart(tmp_path):
+    """Each source's documents go to validation or training, never both, by a hash of their
+    id: a fraction of them, at least one where there are two or more, never all, none of a
+    source of one document. The training part's plan counts only its own tokens; the
+    held-out documents are packed into shards of their own and their ids written."""
+    web = token_docs([(5 * k) % 37 + 3 for k in range(40)])
+    token_file(tmp_path / "web.arrow", web)
+    sources = {  # name: (documents, fraction)
+        "web": (web, 0.25),
+        "pair": (token_docs([4, 6]), 1e-12),  # a tiny fraction still holds one out
+        "most": (token_docs([4, 6, 8]), 0.999999),  # a fraction near 1 keeps one to train
+        "single": (token_docs([9]), 0.5),  # nothing to spare
+    }
+    expected = {
+        name: held_out_by_hand([i for i, _ in d], name, f) for name, (d, f) in sources.items()
+    }
+    assert len(expected["web"]) == 10 and len(expected["pair"]) == 1
+    assert len(expected["most"]) == 2 and not expected["single"]
+
+    p = pipeline()
+    splits = {}
+    for name, (docs, fraction) in sources.items():
+        created = p | f"{name}/Docs" >> beam.Create(
+            [(doc_key(0, row), i, len(t)) for row, (i, t) in enumerate(docs)]
+        )
+        config = HoldOutConfig(name, fraction, SEED, "mix/test")
+        splits[name] = created | f"{name}/HoldOut" >> HoldOut(config)
+        for part, wanted in [
+            ("validation", expected[name]),
+            ("training", {i for i, _ in docs} - expected[name]),
+        ]:
+            ids = splits[name][part] | f"{name}/{part}/Ids" >> beam.Map(lambda d: d[1])
+            assert_that(ids, equal_to(wanted), label=f"{name}/{part}/Check")
+    training_tokens = sum(cost(len(t)) for i, t in web if i not in expected["web"])
+    plan = splits["web"]["training"] | "WebPlan" >> PlanSource("web", 1000)
+    planned = SourcePlan("web", training_tokens, 1000, *divmod(1000, training_tokens))
+    assert_that(plan, equal_to([planned]), label="Plan")
+    out = tmp_path / "validation"
+    layout = ShardLayout(str(out), 7, 32000, 3)
+    packing = Packing(["web"], 7, 2, SEED, "mix/test/held")
+    files = p | "Files" >> beam.Create([(0, None)])
+    {"documents": splits["web"]["validation"], "file": files} | WriteValidation(
+        [str(tmp_path / "web.arrow")], layout, packing
+    )
+    result = p.run()
+    held_tokens = sum(cost(len(t)) for i, t in web if i in expected["web"])
+    assert counter(result, "mix/test", "held_out_documents/web") == 10
+    assert counter(result, "mix/test", "held_out_tokens/web") == held_tokens
+    assert counter(result, "mix/test", "held_out_documents/single") == 0
+
+    ids = [line for f in sorted(out.glob("ids-*.txt")) for line in f.read_text().splitlines()]
+    assert sorted(ids) == sorted(expected["web"])
+    rows = np.stack(list(ShardReader(str(out), verify=False).iter_from(0)))
+    # Only held-out documents' tokens (doc-k's are 100(k+1)...), less than a row of them lost.
+    owners = {f"doc-{t // 100 - 1}" for t in rows.ravel() if t >= 100}
+    assert owners <= expected["web"] and len(owners) >= 8
+    assert held_tokens - 8 < rows.size <= held_tokens
 
 
 # -- quality ------------------------------------------------------------------------------------
