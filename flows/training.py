@@ -84,7 +84,16 @@ def checkpoint_dir_of(recipe: Recipe) -> str:
 
 
 def step_line(record: dict[str, Any]) -> str:
-    """One training step as the `train` command prints it and the train flow logs it."""
+    """One training step, or one evaluation on the validation shards, as the `train` command
+    prints it and the train flow logs it."""
+    from trainer.validation import is_validation
+
+    if is_validation(record):
+        sources = "  ".join(f"{name} {loss:.4f}" for name, loss in record["validation"].items())
+        return (
+            f"step {record['step']:>5}  validation loss {record['validation_loss']:.4f}  "
+            f"({sources})"
+        )
     return (
         f"step {record['step']:>5}  loss {record['loss']:.4f}  lr {record['lr']:.2e}  "
         f"grad_norm {record['grad_norm']:.2f}  {record['tokens_per_s']:,.0f} tok/s"
@@ -106,7 +115,10 @@ def train_under_torchrun(
 ) -> tuple[list[dict[str, Any]], str]:
     """`torchrun --standalone` running the `train` command on this machine, its metrics.jsonl
     followed while it runs; the per-step metrics of this run and the checkpoint folder.
-    `log` gets the steps the trainer logs (the first, every log_every-th and the last)."""
+    `log` gets the steps the trainer logs (the first, every log_every-th and the last) and
+    every evaluation on the validation shards."""
+    from trainer.validation import is_validation
+
     command = [
         sys.executable,
         "-m",
@@ -131,6 +143,9 @@ def train_under_torchrun(
 
     def follow() -> None:
         for record in metrics.new_records():
+            if is_validation(record):
+                log(record)
+                continue
             history.append(record)
             step = record["step"]
             if len(history) == 1 or step % recipe.train.log_every == 0 or step == last_step:
@@ -213,6 +228,8 @@ def train_flow(
     """Train the recipe's model on its mix shards (`model`, `max_steps`, `nproc_per_node`:
     override the recipe's train section; `resume`: continue from the newest checkpoint).
     With more than one process per node the trainer runs under torchrun (FSDP2)."""
+    from trainer.validation import is_validation
+
     logger = get_run_logger()
     try:
         recipe = load_recipe(recipe_path)
@@ -222,10 +239,14 @@ def train_flow(
     progress = create_progress_artifact(
         0.0, key=artifact_key(recipe, "training-progress"), description=f"{recipe.name}: steps done"
     )
+    evaluations: list[dict[str, Any]] = []
 
     def log(record: dict[str, Any]) -> None:
         logger.info("%s", step_line(record))
-        update_progress_artifact(progress, min(100.0, 100.0 * record["step"] / total))
+        if is_validation(record):
+            evaluations.append(record)
+        else:
+            update_progress_artifact(progress, min(100.0, 100.0 * record["step"] / total))
 
     processes = nproc_per_node or recipe.train.nproc_per_node
     try:
@@ -258,9 +279,34 @@ def train_flow(
         f"loss {history[0]['loss']:.4f} -> {history[-1]['loss']:.4f} over steps "
         f"{history[0]['step']}-{history[-1]['step']}; checkpoint in {checkpoint_dir}"
     )
+    details = ""
+    if evaluations:
+        last = evaluations[-1]
+        summary = f"validation loss {last['validation_loss']:.4f} at step {last['step']}; {summary}"
+        details = publish_validation(recipe, evaluations)
     create_markdown_artifact(
-        f"### {recipe.name}: training\n\n{summary}\n",
+        f"### {recipe.name}: training\n\n{summary}\n{details}",
         key=artifact_key(recipe, "training"),
         description="training summary",
     )
     return Completed(message=summary, data=history)
+
+
+def publish_validation(recipe: Recipe, evaluations: list[dict[str, Any]]) -> str:
+    """The validation losses of every evaluation as a table artifact (a column per source);
+    the last evaluation's per source as Markdown lines for the training summary."""
+    sources = list(evaluations[-1]["validation"])
+    create_table_artifact(
+        [
+            {"step": r["step"], "all sources": r["validation_loss"], **r["validation"]}
+            for r in evaluations
+        ],
+        key=artifact_key(recipe, "validation-loss"),
+        description=f"**{recipe.name}**: loss on the held-out documents of each source",
+    )
+    lines = [f"- {name}: {evaluations[-1]['validation'][name]:.4f}" for name in sources]
+    return (
+        f"\nValidation loss per source at step {evaluations[-1]['step']}:\n\n"
+        + "\n".join(lines)
+        + "\n"
+    )

@@ -30,6 +30,12 @@ class TrainSettings:
     checkpoint_dir: str | None = None  # None: <workdir>/checkpoints
     checkpoint_every: int = 0  # steps between checkpoints; 0: only at the end
     keep_checkpoints: int = 3  # the newest N are kept
+    # Steps between evaluations on the mix's validation shards (mixture.validation); the
+    # last step is always evaluated. 0: only the last.
+    eval_every: int = 0
+    # Validation rows evaluated per source (the first of its shards, the same every time);
+    # 0: no evaluation. 256 rows of 2048 tokens: 0.5M tokens per source.
+    eval_rows: int = 256
     # Sequences per forward/backward on each rank; batch_size / ranks is reached by
     # accumulating gradients. None: the rank's whole share at once.
     micro_batch_size: int | None = None

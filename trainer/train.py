@@ -18,13 +18,14 @@ import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 
-from pipelines.shards import ShardReader, committed_version
+from pipelines.shards import ShardReader, committed_version, validation_readers
 from pipelines.shards import shards_dir as shards_dir_of
 from trainer import checkpoint
 from trainer.config import TrainSettings
 from trainer.data import batch_for, rank_slice
 from trainer.model import Llama, count_parameters, model_args
 from trainer.parallel import init_world, parallelize
+from trainer.validation import is_validation, validation_losses, validation_record
 
 
 def learning_rate(step: int, settings: TrainSettings) -> float:
@@ -90,7 +91,9 @@ def train(
     per-step metrics of this run and leave checkpoints in `checkpoint_dir`. `shards_dir` is
     the mix stage's folder (its committed version is read; a resumed run reads the version
     it started on) or a folder of shards. `stop_after` ends the run after that step with a
-    checkpoint, as a preempted job would end."""
+    checkpoint, as a preempted job would end. When the version has validation shards, the
+    model is evaluated on them every `eval_every` steps and after the last; those records
+    go to `log` and metrics.jsonl, not into the returned steps."""
     world = init_world(settings.device)
     torch.manual_seed(settings.seed)
     found = checkpoint.latest(checkpoint_dir) if resume else None
@@ -102,6 +105,9 @@ def train(
     if trained_on and newest and newest != trained_on and world.main:
         say(f"resuming on mix version {trained_on}, the one this run started on (newest: {newest})")
     reader = ShardReader(directory, vocab_size=vocab_size, verify=settings.verify_shards)
+    held_out = validation_readers(directory, vocab_size, settings.verify_shards)
+    if not settings.eval_rows:
+        held_out = {}
     seq_len = reader.row_tokens - 1
     args = model_args(settings.model, vocab_size, seq_len)
     model = Llama(args)
@@ -197,6 +203,21 @@ def train(
             last = step == settings.max_steps - 1
             if world.main and (step == first_step or (step + 1) % settings.log_every == 0 or last):
                 log(record)
+            evaluate = last or (settings.eval_every and (step + 1) % settings.eval_every == 0)
+            if held_out and evaluate:  # before the checkpoint: a resumed run has its record
+                losses = validation_losses(
+                    model, held_out, settings.eval_rows, micro, world, autocast
+                )
+                evaluation = validation_record(step + 1, losses)
+                if metrics_file is not None:
+                    metrics_file.write(json.dumps(evaluation) + "\n")
+                    metrics_file.flush()
+                if board is not None:  # (a source's name never starts with "_")
+                    board.add_scalar("validation/_overall", evaluation["validation_loss"], step + 1)
+                    for name, value in evaluation["validation"].items():
+                        board.add_scalar(f"validation/{name}", value, step + 1)
+                if world.main:
+                    log(evaluation)
             every = settings.checkpoint_every
             stopping = stop_after is not None and step + 1 >= stop_after
             if last or stopping or (every and (step + 1) % every == 0):
@@ -234,7 +255,8 @@ def train(
 
 
 def keep_metrics_until(metrics_path: str, step: int) -> None:
-    """Rewrite metrics.jsonl with the records of steps up to `step` only."""
+    """Rewrite metrics.jsonl with the records (training and validation) of steps up to
+    `step` only."""
     if not os.path.exists(metrics_path):
         return
     with open(metrics_path) as fh:
@@ -253,7 +275,8 @@ def keep_metrics_until(metrics_path: str, step: int) -> None:
 
 
 def plot_loss(metrics_path: str, out: str) -> None:
-    """The loss curve of every step in metrics.jsonl (resumed runs included), as a PNG."""
+    """The training loss of every step in metrics.jsonl (resumed runs included) and the
+    validation loss of every evaluation, per source and overall, as a PNG."""
     import matplotlib
 
     matplotlib.use("Agg")  # no display
@@ -261,12 +284,22 @@ def plot_loss(metrics_path: str, out: str) -> None:
 
     with open(metrics_path) as fh:
         records = [json.loads(line) for line in fh if line.strip()]
-    if not records:
+    steps = [r for r in records if not is_validation(r)]
+    evaluations = [r for r in records if is_validation(r)]
+    if not steps:
         return
-    figure, axis = plt.subplots(figsize=(7, 4), dpi=100)
-    axis.plot([r["step"] for r in records], [r["loss"] for r in records], linewidth=1.2)
+    figure, axis = plt.subplots(figsize=(8, 4.5), dpi=100)
+    axis.plot([r["step"] for r in steps], [r["loss"] for r in steps], lw=1.2, label="training")
+    if evaluations:
+        at = [r["step"] for r in evaluations]
+        overall = [r["validation_loss"] for r in evaluations]
+        axis.plot(at, overall, "k--o", ms=3, label="validation, all sources")
+        for name in sorted({name for r in evaluations for name in r["validation"]}):
+            curve = [r["validation"].get(name, math.nan) for r in evaluations]
+            axis.plot(at, curve, marker=".", lw=0.8, alpha=0.7, label=f"validation: {name}")
+        axis.legend(fontsize=7)
     axis.set_xlabel("step")
-    axis.set_ylabel("training loss")
+    axis.set_ylabel("loss")
     axis.grid(alpha=0.3)
     figure.tight_layout()
     figure.savefig(out)

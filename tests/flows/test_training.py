@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 
-from flows.training import MetricsFollower
+from flows.training import MetricsFollower, step_line
 from trainer.train import keep_metrics_until
 
 
@@ -51,3 +51,21 @@ def test_a_resumed_run_reads_the_steps_after_its_checkpoint(tmp_path):
 def test_a_run_that_writes_nothing_gives_nothing(tmp_path):
     follower = MetricsFollower(str(tmp_path / "checkpoints"), resume=False)
     assert follower.new_records() == []
+
+
+def test_evaluations_are_printed_and_rolled_back_with_their_steps(tmp_path):
+    evaluation = {
+        "step": 2,
+        "validation_loss": 5.25,
+        "validation": {"c4": 5.5, "books": 5.0},
+        "validation_tokens": {"c4": 128, "books": 128},
+    }
+    assert step_line(evaluation) == "step     2  validation loss 5.2500  (c4 5.5000  books 5.0000)"
+    training = {"step": 2, "loss": 4.5, "lr": 3e-4, "grad_norm": 1.0, "tokens_per_s": 1000.0}
+    assert step_line(training).startswith("step     2  loss 4.5000  lr 3.00e-04")
+    # A resumed run forgets what came after its checkpoint, evaluations included.
+    metrics = tmp_path / "metrics.jsonl"
+    later = {**evaluation, "step": 3}
+    metrics.write_text("".join(json.dumps(r) + "\n" for r in [training, evaluation, later]))
+    keep_metrics_until(str(metrics), 2)
+    assert [json.loads(x) for x in metrics.read_text().splitlines()] == [training, evaluation]
