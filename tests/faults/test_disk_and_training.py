@@ -86,9 +86,12 @@ def test_training_killed_while_writing_a_checkpoint_resumes_to_the_same_losses(
 
     def losses(folder):
         lines = (tmp_path / folder / "ckpt" / "metrics.jsonl").read_text().splitlines()
-        return [(json.loads(x)["step"], json.loads(x)["loss"]) for x in lines]
+        records = [json.loads(x) for x in lines]
+        return [(r["step"], r.get("loss"), r.get("validation")) for r in records]
 
-    assert losses("b") == losses("a") and [s for s, _ in losses("b")] == [1, 2, 3, 4, 5, 6]
+    # The training steps, then the sample recipe's evaluation on its held-out documents.
+    assert losses("b") == losses("a")
+    assert [s for s, _, _ in losses("b")] == [1, 2, 3, 4, 5, 6, 6]
     assert not any(n.endswith(".partial") for n in os.listdir(tmp_path / "b" / "ckpt"))
 
 

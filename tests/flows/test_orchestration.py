@@ -164,6 +164,11 @@ def test_train_flow_runs_torchrun_with_the_recipes_processes(prefect_api, built_
     assert state.message.endswith(f"over steps 1-4; checkpoint in {tmp_path / 'checkpoints'}")
     losses = Artifact.get("two-processes-training-loss").data
     assert [row["step"] for row in json.loads(losses)] == [1, 2, 3, 4]
+    # The sample holds documents out: their loss per source after the last step.
+    assert state.message.startswith("validation loss ")
+    (validation,) = json.loads(Artifact.get("two-processes-validation-loss").data)
+    assert validation.pop("step") == 4 and set(validation) == {"all sources", *data["sources"]}
+    assert all(0 < loss < 7 for loss in validation.values())
     assert Artifact.get("two-processes-training-progress").data == 100.0
     assert (tmp_path / "checkpoints" / "checkpoint.pt").exists()
     # A mistake inside the launched command comes back as its one line.

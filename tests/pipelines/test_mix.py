@@ -139,3 +139,97 @@ def test_held_out_amounts_are_fractions_of_documents():
     assert expected_training_tokens(5000, 1000) == 4000
     assert expected_training_tokens(5000, 0.1) == 4500
     assert expected_training_tokens(5000, 0.0) == 5000
+
+
+def token_grams(tokens, k: int = 16) -> set[tuple[int, ...]]:
+    tokens = [int(t) for t in tokens]
+    return {tuple(tokens[i : i + k]) for i in range(len(tokens) - k + 1)}
+
+
+def read_stream(reader) -> np.ndarray:
+    """Every row of a shard reader in order, as one stream of token ids."""
+    return np.concatenate([reader[i] for i in range(len(reader))]).astype(np.int64)
+
+
+def whole_documents(stream: np.ndarray) -> set[tuple[int, ...]]:
+    """The documents a stream holds from BOS to EOS (each one's tokens between them)."""
+    pieces = np.split(stream, np.flatnonzero(stream == BOS_ID))
+    return {tuple(int(t) for t in p[1:-1]) for p in pieces if len(p) > 1 and p[-1] == EOS_ID}
+
+
+def test_held_out_documents_never_reach_the_training_shards(built_sample):
+    """The sample recipe holds out a fifth of each source's documents (at least one): their
+    ids are recorded, their tokens and text are in the validation shards and nowhere in the
+    training shards, and the mixture counts only the rest as available for training."""
+    import os
+
+    import pyarrow as pa
+    import sentencepiece as spm
+
+    from flows.recipe import load_recipe
+    from pipelines.mixture import available_tokens
+    from pipelines.shards import ShardReader, validation_path, validation_readers
+    from pipelines.store import StageStore, match_files
+    from tests.conftest import mix_shards
+
+    recipe = load_recipe(built_sample)
+    store = StageStore(recipe.workdir)
+    version_dir = mix_shards(recipe.workdir)
+    training = ShardReader(version_dir)
+    training.verify_all()
+    mixture = training.mixture
+    sp = spm.SentencePieceProcessor(model_file=store.tokenizer_model())
+    stream = read_stream(training)
+    training_grams = token_grams(stream)
+    training_docs = whole_documents(stream)
+    training_texts = {sp.decode(list(d)) for d in training_docs}
+    held_readers = validation_readers(version_dir)
+    assert set(held_readers) == set(mixture["validation"]) == set(recipe.sources)
+    docs = {}  # source -> id -> tokens
+    for source in recipe.sources:
+        for path in match_files(store.parts("tokenize", source, ".arrow")):
+            for row in pa.ipc.open_file(path).read_all().to_pylist():
+                docs.setdefault(source, {})[row["id"]] = tuple(row["tokens"])
+    # The sample's documents share paragraphs: the 16-token windows found in one document
+    # only show where that document is, even in a piece of it.
+    seen = {}
+    for i, tokens in ((i, t) for by_id in docs.values() for i, t in by_id.items()):
+        for gram in token_grams(tokens):
+            seen[gram] = None if gram in seen else i
+    own = {}
+    for gram, i in seen.items():
+        if i is not None:
+            own.setdefault(i, set()).add(gram)
+
+    for source, by_id in docs.items():
+        record = mixture["validation"][source]
+        folder = validation_path(version_dir, source)
+        held = [
+            line
+            for name in record["ids"]
+            for line in open(os.path.join(folder, name)).read().splitlines()
+        ]
+        rest = [i for i in by_id if i not in held]
+        assert len(held) == len(set(held)) == record["documents"] and set(held) <= set(by_id)
+        assert 1 <= len(held) < len(by_id)  # at least one, never all
+        assert record["tokens"] == sum(len(by_id[i]) + 2 for i in held)
+        training_tokens = sum(len(by_id[i]) + 2 for i in rest)
+        assert mixture["sources"][source]["available_tokens"] == training_tokens
+        tokenize = store.read_manifest("tokenize", source)
+        assert training_tokens + record["tokens"] == available_tokens(tokenize)
+        reader = held_readers[source]
+        reader.verify_all()  # sha256 and rows as mixture.json records them
+        assert len(reader) == record["rows"] > 0
+        held_stream = read_stream(reader)
+
+        # The ids the training shards show, by whole documents or by windows of their own.
+        used = {i for i in by_id if by_id[i] in training_docs}
+        used |= {i for i in by_id if own.get(i, set()) & training_grams}
+        assert used and not used & set(held), source
+        assert len(used) >= min(len(rest), 2)
+        for i in held:  # nor as text
+            assert sp.decode(list(by_id[i])) not in training_texts
+        # What the validation shards show is held-out documents (a row's worth may be lost).
+        shown = {i for i in by_id if by_id[i] in whole_documents(held_stream)}
+        shown |= {i for i in by_id if own.get(i, set()) & token_grams(held_stream)}
+        assert shown <= set(held) and len(shown) >= len(held) - 1, source

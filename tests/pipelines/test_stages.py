@@ -331,6 +331,7 @@ def test_builds_are_byte_identical_across_runners(built, tmp_path):
     first = ShardReader(mix_shards(store.workdir)).mixture
     second = ShardReader(mix_shards(ctx.store.workdir)).mixture
     assert first["shards"] == second["shards"]
+    assert first["validation"] == second["validation"]  # held-out shards, sha256 included
     # The tokenizer too: its model names no temporary input file.
     assert first["tokenizer_sha256"] == second["tokenizer_sha256"]
 
