@@ -23,6 +23,7 @@ import io
 import json
 import os
 import resource
+import shutil
 import subprocess
 import sys
 import time
@@ -121,12 +122,29 @@ def run_one(recipe_path: str, stage: str, force: bool) -> None:
     )
     cpu = own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
     peak_mb = max(own.ru_maxrss, children.ru_maxrss) / 1024
-    print(json.dumps({"seconds": seconds, "cpu_seconds": cpu, "peak_mb": peak_mb}))
+    result = {"seconds": seconds, "cpu_seconds": cpu, "peak_mb": peak_mb}
+    print(json.dumps({**result, "own_peak_mb": own_peak_mb()}))
 
 
-def child(recipe: Path, stage: str, force: bool) -> dict:
+def own_peak_mb() -> float | None:
+    """This process's peak RSS since it started its program (VmHWM): unlike ru_maxrss, which
+    Linux carries over an exec, it does not start at the size of the parent it was forked
+    from (a benchmark that holds a corpus in memory)."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return None
+
+
+def child(recipe: Path, stage: str, force: bool, core: str | None = None) -> dict:
+    """One stage run in a fresh process (pinned to `core` with taskset when given)."""
+    pin = ["taskset", "-c", core] if core is not None and shutil.which("taskset") else []
     result = subprocess.run(
-        [sys.executable, __file__, "--run", stage, "--recipe", str(recipe)]
+        [*pin, sys.executable, __file__, "--run", stage, "--recipe", str(recipe)]
         + (["--force"] if force else []),
         capture_output=True,
         text=True,
