@@ -71,7 +71,6 @@ def _dropped_characters() -> dict[int, None]:
     }
 
 
-@lru_cache(maxsize=1 << 16)
 def _fold(run: str) -> str:
     """A run of non-ASCII characters normalized: compatibility forms decomposed, case folded,
     marks and format characters dropped, what is not a letter or digit a space."""
@@ -79,6 +78,14 @@ def _fold(run: str) -> str:
     if not unicodedata.is_normalized("NFKD", run):
         run = unicodedata.normalize("NFKD", run)
     return _NON_WORD_RE.sub(" ", run.translate(_dropped_characters()))
+
+
+_fold_short = lru_cache(maxsize=1 << 16)(_fold)  # quotes, dashes, accented letters: they repeat
+
+
+def _fold_match(match: re.Match[str]) -> str:
+    run = match.group()
+    return _fold_short(run) if len(run) <= 16 else _fold(run)
 
 
 def _without_labels(text: str) -> str:
@@ -105,7 +112,7 @@ def normalized_bytes(text: str) -> bytes:
     if not text.isascii():
         # Only the non-ASCII runs take the slow path (every step of it works character by
         # character, so a run needs none of its neighbours); most web text then is ASCII.
-        text = _NON_ASCII_RE.sub(lambda m: _fold(m.group()), text)
+        text = _NON_ASCII_RE.sub(_fold_match, text)
         if not text.isascii():
             return _NON_WORD_RE.sub(" ", text.lower()).strip().encode("utf-8")
     return b" ".join(text.encode("ascii").translate(_ASCII_TABLE).split())
