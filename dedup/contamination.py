@@ -253,23 +253,22 @@ def _example(task: str, record: object, line: int) -> Example:
 
 def read_task(task: str, path: str, data: bytes) -> list[Example]:
     """The examples of a task file (JSON lines, one example a line: `{"context", "choices",
-    "gold"}` or `{"question", "answers"}`, optionally `"id"`); TaskFileError naming the file
-    and the line of the first bad one."""
-    lines = data.removeprefix(b"\xef\xbb\xbf").split(b"\n")
-    if lines and not lines[-1].strip():
-        lines.pop()  # the newline that ends the last line
+    "gold"}` or `{"question", "answers"}`, optionally `"id"`; blank lines skipped, as the eval
+    command skips them); TaskFileError naming the file and the line of the first bad one,
+    as `path:line: problem`."""
     examples = []
-    for number, raw in enumerate(lines, start=1):
+    for number, raw in enumerate(data.removeprefix(b"\xef\xbb\xbf").split(b"\n"), start=1):
+        if not raw.strip():
+            continue
         try:
             record = json.loads(raw.decode("utf-8"))
             examples.append(_example(task, record, number))
         except UnicodeDecodeError:
-            raise TaskFileError(f"{path}: line {number}: not UTF-8 text") from None
+            raise TaskFileError(f"{path}:{number}: not UTF-8 text") from None
         except json.JSONDecodeError as exc:
-            problem = "empty line" if not raw.strip() else f"not valid JSON ({exc.msg})"
-            raise TaskFileError(f"{path}: line {number}: {problem}") from None
+            raise TaskFileError(f"{path}:{number}: not valid JSON ({exc.msg})") from None
         except ValueError as exc:
-            raise TaskFileError(f"{path}: line {number}: {exc}") from None
+            raise TaskFileError(f"{path}:{number}: {exc}") from None
     if not examples:
         raise TaskFileError(f"{path}: no examples")
     return examples

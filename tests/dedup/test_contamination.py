@@ -122,7 +122,6 @@ def test_examples_that_share_an_ngram_are_all_found():
     "line, problem",
     [
         (b"{not json", "not valid JSON (Expecting property name enclosed in double quotes)"),
-        (b"", "empty line"),
         (b"[1, 2]", "not a JSON object"),
         (b'{"text": "hello"}', 'neither multiple choice ("context", "choices", "gold") nor free'),
         (b'{"context": "c", "choices": ["a", "b"], "gold": 2}', '"gold" must be the index'),
@@ -137,11 +136,13 @@ def test_examples_that_share_an_ngram_are_all_found():
 def test_a_bad_line_is_named_with_its_file_and_number(line, problem):
     good = b'{"question": "q", "answers": ["a"]}\n'
     with pytest.raises(TaskFileError) as caught:
-        read_task("t", "tasks/t.jsonl", good + good + line + b"\n" + good)
-    assert str(caught.value).startswith(f"tasks/t.jsonl: line 3: {problem}")
+        read_task("t", "tasks/t.jsonl", good + b"\n" + good + line + b"\n" + good)
+    assert str(caught.value).startswith(f"tasks/t.jsonl:4: {problem}")
     assert "\n" not in str(caught.value)
 
 
-def test_a_task_file_needs_examples():
+def test_a_task_file_needs_examples_and_may_have_blank_lines():
     with pytest.raises(TaskFileError, match=r"^t\.jsonl: no examples$"):
-        read_task("t", "t.jsonl", b"")
+        read_task("t", "t.jsonl", b"\n \n")
+    examples = read_task("t", "t.jsonl", b'\n{"question": "q", "answers": ["a"]}\n\n')
+    assert [e.id for e in examples] == ["2"]  # named by its line in the file

@@ -290,7 +290,7 @@ def test_a_bad_task_file_is_one_error_naming_its_line(tmp_path):
     with pytest.raises(InputError) as caught:
         run_stage(STAGE_CLASSES["decontaminate"](), ctx, ["web"])
     assert str(caught.value) == (
-        f"decontamination: {tmp_path / 'tasks.jsonl'}: line 2: "
+        f"decontamination: {tmp_path / 'tasks.jsonl'}:2: "
         '"answers" must be a non-empty list of strings'
     )
     assert ctx.store.read_manifest("decontaminate", "web") is None
