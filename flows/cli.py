@@ -7,6 +7,7 @@ Flags that `build` does not know go to Beam's PipelineOptions, as in every Beam 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import faulthandler
 import logging
 import os
@@ -523,7 +524,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     if hasattr(signal, "SIGUSR1"):
         # `kill -USR1 <pid>` prints where every thread of a command that seems stuck is.
-        faulthandler.register(signal.SIGUSR1, all_threads=True)
+        with contextlib.suppress(ValueError, OSError):  # stderr that is not a file: no stacks
+            faulthandler.register(signal.SIGUSR1, all_threads=True)
     if args.command in _SPAWNING_COMMANDS:
         from flows.processes import die_with_parent, start_guardian
 
