@@ -82,23 +82,52 @@ def expected_training_tokens(available: int, amount: float) -> int:
 
 
 @dataclass(frozen=True)
-class HashExtremes:
-    """A source's documents by their validation hash: how many, the first and the last
-    (hash, id)."""
+class HoldOutTally:
+    """What the held-out rule needs of a source, counted in one pass over its documents:
+    how many, the first and the last by hash (hash, id, tokens with BOS and EOS), the tokens
+    of all of them and of those whose hash is below the source's fraction."""
 
-    documents: int
-    smallest: tuple[float, str] | None  # None when there is no document
-    largest: tuple[float, str] | None
+    documents: int = 0
+    smallest: tuple[float, str, int] | None = None
+    largest: tuple[float, str, int] | None = None
+    tokens: int = 0
+    tokens_below: int = 0
+
+    def add(self, u: float, doc_id: str, tokens: int, fraction: float) -> HoldOutTally:
+        """This tally with one more document (its hash, id and tokens with BOS and EOS)."""
+        doc = (u, doc_id, tokens)
+        below = tokens if u < fraction else 0
+        return HoldOutTally(1, doc, doc, tokens, below).merge(self)
+
+    def merge(self, other: HoldOutTally) -> HoldOutTally:
+        ends = [t for t in (self, other) if t.documents]
+        return HoldOutTally(
+            self.documents + other.documents,
+            min((t.smallest for t in ends), default=None),
+            max((t.largest for t in ends), default=None),
+            self.tokens + other.tokens,
+            self.tokens_below + other.tokens_below,
+        )
+
+    def held_out_tokens(self, fraction: float) -> int:
+        """The tokens of the documents `is_held_out` holds out."""
+        if fraction <= 0 or self.documents < 2:
+            return 0
+        assert self.smallest is not None and self.largest is not None
+        held = self.tokens_below
+        held += self.smallest[2] if self.smallest[0] >= fraction else 0
+        held -= self.largest[2] if self.largest[0] < fraction else 0
+        return held
 
 
-def is_held_out(u: float, doc_id: str, fraction: float, extremes: HashExtremes) -> bool:
+def is_held_out(u: float, doc_id: str, fraction: float, tally: HoldOutTally) -> bool:
     """Whether a document (its hash `u` in [0, 1) and id) goes to validation: its hash is below
     the fraction; in a source of two documents or more the one of the smallest hash always
     goes and the one of the largest never does, so that a source that holds some out holds
     at least one out and still trains on at least one."""
-    if fraction <= 0 or extremes.documents < 2 or (u, doc_id) == extremes.largest:
+    if fraction <= 0 or tally.documents < 2 or (u, doc_id) == tally.largest[:2]:
         return False
-    return u < fraction or (u, doc_id) == extremes.smallest
+    return u < fraction or (u, doc_id) == tally.smallest[:2]
 
 
 def doc_cost(num_tokens: int) -> int:

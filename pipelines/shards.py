@@ -49,6 +49,11 @@ def shard_name(index: int) -> str:
     return f"shard-{index:05d}.arrow"
 
 
+def ids_name(index: int) -> str:
+    """The ids of the held-out documents of one packing group, one a line."""
+    return f"{VALIDATION_IDS}-{index:05d}.txt"
+
+
 def shard_bytes(rows: np.ndarray, seq_len: int, vocab_size: int) -> bytes:
     """One shard file: `rows` [n, seq_len + 1] token ids as an Arrow IPC file in
     `shard_schema`, in batches of 1024 rows (what `ShardReader` reads back)."""

@@ -35,14 +35,14 @@ from pipelines.store import delete_tree, match_files
 from pipelines.transforms.mixing import (
     Packing,
     PackRows,
-    PlanSource,
     ShardLayout,
+    ShardSet,
     SourceInstances,
     SourceSampling,
     WriteShards,
     token_counts,
 )
-from pipelines.transforms.validation import HoldOut, HoldOutConfig, WriteValidation
+from pipelines.transforms.validation import HoldOut, HoldOutConfig, PackHeldOut
 
 
 class MixStage(Stage):
@@ -124,7 +124,7 @@ class MixStage(Stage):
     ) -> None:
         mixture, namespace = ctx.recipe.mixture, self.metrics_namespace(source)
         sources = list(ctx.recipe.sources)
-        self.plans(ctx, {})  # every source has tokens (the held-out part is counted below)
+        whole = self.plans(ctx, {})  # as if nothing were held out: each source has tokens
         targets = split_total(mixture.total_tokens, ctx.recipe.weights())
         fractions, available = self.held_out(ctx), self.available(ctx)
         paths, instances, held_out = [], [], {}
@@ -137,28 +137,31 @@ class MixStage(Stage):
                 | f"{name}/Files" >> beam.Create(numbered)
                 | f"{name}/Documents" >> beam.FlatMapTuple(token_counts)
             )
-            if fractions[name] > 0:
-                config = HoldOutConfig(name, fractions[name], mixture.seed, namespace)
+            if fractions[name] > 0:  # the plan waits for what the held-out documents leave
+                config = HoldOutConfig(
+                    name, fractions[name], mixture.seed, namespace, targets[name]
+                )
                 split = docs | f"{name}/HoldOut" >> HoldOut(config)
-                docs, held_out[name] = split["training"], split["validation"]
-            plan = docs | f"{name}/Plan" >> PlanSource(name, targets[name])
+                docs, held_out[name], plan = split["training"], split["validation"], split["plan"]
+            else:
+                plan = pipeline | f"{name}/Plan" >> beam.Create([whole[name]])
             sampling = SourceSampling(name, index, mixture.seed)
             instances.append(docs | f"{name}/Sample" >> SourceInstances(sampling, plan))
         groups = self.num_groups(ctx, mixture.total_tokens)
         packing = Packing(sources, mixture.seq_len, groups, mixture.seed, namespace)
         version_dir = self.version_dir(ctx, prepared)
-        layout = self.layout(ctx, version_dir)
         packed = instances | "AllInstances" >> beam.Flatten() | "Pack" >> PackRows(packing)
-        files = pipeline | "TokenFiles" >> beam.Create([(i, None) for i in range(len(paths))])
-        {"file": files, **packed} | "Shards" >> WriteShards(paths, layout, packing)
+        validation, apart = {}, f"{namespace}/held"  # tokens/<source>: the training shards'
         for name, docs in held_out.items():
-            # Counted apart: tokens/<source> and documents/<source> are the training shards'.
             groups = self.num_groups(ctx, fractions[name] * available[name])
-            packing = Packing([name], mixture.seq_len, groups, mixture.seed, f"{namespace}/held")
             layout = self.layout(ctx, validation_path(version_dir, name))
-            {"documents": docs, "file": files} | f"{name}/Validation" >> WriteValidation(
-                paths, layout, packing
-            )
+            held = Packing([name], mixture.seq_len, groups, mixture.seed, apart, layout.directory)
+            validation[name] = ShardSet(layout, held)
+            for key, rows in (docs | f"{name}/Pack" >> PackHeldOut(held)).items():
+                packed[f"{name}/{key}"] = rows
+        files = pipeline | "TokenFiles" >> beam.Create([(i, None) for i in range(len(paths))])
+        shards = WriteShards(paths, self.layout(ctx, version_dir), packing, validation)
+        {"file": files, **packed} | "Shards" >> shards
 
     def layout(self, ctx: StageContext, directory: str) -> ShardLayout:
         mixture = ctx.recipe.mixture

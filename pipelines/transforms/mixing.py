@@ -8,15 +8,16 @@ tokens go (group, position in the group's stream, then shard and offset) is comp
 alone; the token files are then read again, one per element, and each instance's tokens (with
 BOS and EOS) travel once, straight to the shard they fill.
 
-  PlanSource       (key, id, tokens) -> the source's plan from the tokens they offer (what a
-                   validation split leaves is known only in the pipeline)
-  SourceInstances  (key, id, tokens) + plan -> whole epochs; the partial epoch by a
-                   fixed-size histogram, only the boundary bucket's documents meeting on one key
+  SourceInstances  (key, id, tokens) + the source's plan (a side input: what a validation
+                   split leaves is known only in the pipeline) -> whole epochs; the partial
+                   epoch by a fixed-size histogram, only the boundary bucket's documents
+                   meeting on one key
   PackRows         instances -> GroupByKey by group -> each group's stream laid out in hash
                    order: every instance's start, and the group's rows and tail
   WriteShards      the groups' sizes (one small side input) -> every instance's pieces in the
                    global row order, cut at shard boundaries -> token files read again ->
-                   (shard, (offset, tokens)) -> GroupByKey -> one file per shard
+                   (shard, (offset, tokens)) -> GroupByKey -> one file per shard; other sets
+                   of shards (validation) in the same reading of the token files
 """
 
 from __future__ import annotations
@@ -37,11 +38,10 @@ from pipelines.mixture import (
     boundary,
     bucket_of,
     doc_cost,
-    plan_source,
     row_offsets,
     take_prefix,
 )
-from pipelines.shards import BOS_ID, EOS_ID, shard_bytes, shard_name
+from pipelines.shards import BOS_ID, EOS_ID, ids_name, shard_bytes, shard_name
 from pipelines.store import doc_key, file_of, row_of
 
 
@@ -82,24 +82,6 @@ class TokenHistogram(beam.CombineFn):
 
     def extract_output(self, acc: np.ndarray) -> np.ndarray:
         return acc
-
-
-class PlanSource(beam.PTransform):
-    """(key, id, tokens) documents of one source -> its `SourcePlan` (one element) for a
-    target of `target` tokens, from the tokens the documents offer with BOS and EOS."""
-
-    def __init__(self, source: str, target: int):
-        super().__init__()
-        self.source, self.target = source, target
-
-    def expand(self, docs: beam.PCollection) -> beam.PCollection:
-        source, target = self.source, self.target
-        return (
-            docs
-            | "Cost" >> beam.Map(lambda d: doc_cost(d[2]))
-            | "Available" >> beam.CombineGlobally(sum)
-            | "Plan" >> beam.Map(lambda available: plan_source(source, target, available))
-        )
 
 
 @dataclass(frozen=True)
@@ -188,6 +170,7 @@ class Packing:
     groups: int  # packing groups (about one shard's worth of tokens each)
     seed: int
     namespace: str  # where tokens/<source> and documents/<source> are counted
+    ids_dir: str | None = None  # where each group's document ids go (held-out documents)
 
 
 def count_tokens(config: Packing, tokens: np.ndarray, docs: np.ndarray | None = None) -> None:
@@ -216,14 +199,18 @@ class LayOutGroup(beam.DoFn):
         row_tokens, n_sources = self.config.seq_len + 1, len(self.config.sources)
         tokens = np.zeros(n_sources, dtype=np.int64)
         docs = np.zeros(n_sources, dtype=np.int64)
-        laid_out, start = [], 0
-        for _, source_index, _, key, length, complete in sorted(
+        laid_out, start, ids = [], 0, []
+        for _, source_index, doc_id, key, length, complete in sorted(
             instances, key=lambda x: (x[0], x[2])
         ):
             laid_out.append((source_index, start, _piece_length(length, complete)))
             docs[source_index] += 1
+            ids.append(doc_id)
             yield file_of(key), (row_of(key), length, complete, index, start)
             start += _piece_length(length, complete)
+        if self.config.ids_dir is not None:  # in the order they are laid out, one a line
+            with FileSystems.create(FileSystems.join(self.config.ids_dir, ids_name(index))) as fh:
+                fh.write("".join(f"{doc_id}\n" for doc_id in ids).encode())
         used = start // row_tokens * row_tokens
         tail = []
         for source_index, begin, size in laid_out:
@@ -340,8 +327,8 @@ def placed(
 
 
 class RouteTokens(beam.DoFn):
-    """A tokenize file with the placements of its documents' instances -> (shard, (offset,
-    tokens)) for every piece of them (a file no instance uses is not read)."""
+    """A tokenize file with the placements of its documents' instances -> ((set, shard),
+    (offset, tokens)) for every piece of them (a file no instance uses is not read)."""
 
     def __init__(self, paths: list[str], dtype: type):
         self.paths, self.dtype = paths, dtype
@@ -349,63 +336,89 @@ class RouteTokens(beam.DoFn):
     def process(self, item: tuple[int, dict[str, Iterable[tuple]]]) -> Iterator[Any]:
         file_no, joined = item
         by_row: dict[int, list] = {}
-        for row, length, complete, segments in joined["placements"]:
-            by_row.setdefault(row, []).append((length, complete, segments))
+        for shard_set, (row, length, complete, segments) in joined["placements"]:
+            by_row.setdefault(row, []).append((shard_set, length, complete, segments))
         row = 0
         for table in read_arrow_ipc(self.paths[file_no], ["tokens"]) if by_row else ():
             for tokens in table.column("tokens"):
-                for length, complete, segments in by_row.get(row, ()):
+                for shard_set, length, complete, segments in by_row.get(row, ()):
                     ends = [[BOS_ID], np.asarray(tokens.values)[:length]]
                     piece = np.concatenate([*ends, [EOS_ID]] if complete else ends)
                     for shard, offset, begin, end in segments:
-                        yield shard, (offset, piece[begin:end].astype(self.dtype))
+                        yield (shard_set, shard), (offset, piece[begin:end].astype(self.dtype))
                 row += 1
 
 
 class WriteShard(beam.DoFn):
-    """Writes one shard from its pieces: rows_per_shard rows (the last shard may hold fewer)
-    of seq_len + 1 tokens, every position filled by exactly one piece."""
+    """Writes one shard of a set from its pieces: rows_per_shard rows (the last shard may
+    hold fewer) of seq_len + 1 tokens, every position filled by exactly one piece."""
 
-    def __init__(self, layout: ShardLayout):
-        self.layout = layout
+    def __init__(self, layouts: list[ShardLayout]):
+        self.layouts = layouts
 
-    def process(self, shard: tuple[int, Iterable[tuple[int, np.ndarray]]]) -> Iterator[int]:
-        index, pieces = shard
+    def process(self, shard: tuple[tuple[int, int], Iterable[tuple]]) -> Iterator[int]:
+        (shard_set, index), pieces = shard
+        layout = self.layouts[shard_set]
         pieces = list(pieces)
         tokens = np.empty(sum(len(p) for _, p in pieces), dtype=pieces[0][1].dtype)
         for offset, piece in pieces:
             tokens[offset : offset + len(piece)] = piece
-        rows = tokens.reshape(-1, self.layout.seq_len + 1)
-        data = shard_bytes(rows, self.layout.seq_len, self.layout.vocab_size)
-        with FileSystems.create(FileSystems.join(self.layout.directory, shard_name(index))) as fh:
+        rows = tokens.reshape(-1, layout.seq_len + 1)
+        data = shard_bytes(rows, layout.seq_len, layout.vocab_size)
+        with FileSystems.create(FileSystems.join(layout.directory, shard_name(index))) as fh:
             fh.write(data)
         yield len(rows)
+
+
+@dataclass(frozen=True)
+class ShardSet:
+    """Shards of their own written in the same pass over the token files (the validation
+    shards of a source), from their own PackRows."""
+
+    layout: ShardLayout
+    packing: Packing
 
 
 class WriteShards(beam.PTransform):
     """{"file": every (file number, None) of the token files, "placements" and "sizes" from
     PackRows} -> shard files: groups in index order make the global row order, cut where
-    shard boundaries fall. Outputs the rows of each shard written."""
+    shard boundaries fall. Each of `more`'s sets, its PackRows outputs under
+    "<name>/placements" and "<name>/sizes", is laid out alike in its own folder; every token
+    file is read once for all of them. Outputs the rows of each shard written."""
 
-    def __init__(self, paths: list[str], layout: ShardLayout, packing: Packing):
+    def __init__(
+        self,
+        paths: list[str],
+        layout: ShardLayout,
+        packing: Packing,
+        more: dict[str, ShardSet] | None = None,
+    ):
         super().__init__()
-        self.paths, self.layout, self.packing = paths, layout, packing
+        self.paths = paths
+        self.sets = {"": ShardSet(layout, packing), **(more or {})}
 
     def expand(self, inputs: dict[str, beam.PCollection]) -> beam.PCollection:
-        layout, packing = self.layout, self.packing
-        order = beam.pvalue.AsSingleton(
-            inputs["sizes"]
-            | "AllSizes" >> beam.combiners.ToList()
-            | "RowOrder" >> beam.Map(row_order, packing)
-        )
-        placements = inputs["placements"] | "Place" >> beam.Map(
-            placed, order, layout.seq_len + 1, layout.rows_per_shard
-        )
-        dtype = np.uint16 if layout.vocab_size <= 1 << 16 else np.uint32
+        placements = []
+        for index, (name, shard_set) in enumerate(self.sets.items()):
+            layout, prefix = shard_set.layout, f"{name}/" if name else ""
+            order = beam.pvalue.AsSingleton(
+                inputs[f"{prefix}sizes"]
+                | f"{prefix}AllSizes" >> beam.combiners.ToList()
+                | f"{prefix}RowOrder" >> beam.Map(row_order, shard_set.packing)
+            )
+            placements.append(
+                inputs[f"{prefix}placements"]
+                | f"{prefix}Place"
+                >> beam.Map(placed, order, layout.seq_len + 1, layout.rows_per_shard)
+                | f"{prefix}TagSet" >> beam.MapTuple(lambda f, p, i=index: (f, (i, p)))
+            )
+        vocab_size = self.sets[""].layout.vocab_size
+        dtype = np.uint16 if vocab_size <= 1 << 16 else np.uint32
+        layouts = [shard_set.layout for shard_set in self.sets.values()]
         return (
-            {"file": inputs["file"], "placements": placements}
+            {"file": inputs["file"], "placements": placements | "AllPlacements" >> beam.Flatten()}
             | "JoinFiles" >> beam.CoGroupByKey()
             | "Route" >> beam.ParDo(RouteTokens(self.paths, dtype))
             | "GroupShards" >> beam.GroupByKey()
-            | "WriteShards" >> beam.ParDo(WriteShard(layout))
+            | "WriteShards" >> beam.ParDo(WriteShard(layouts))
         )

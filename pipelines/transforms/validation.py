@@ -3,29 +3,29 @@ mixture's seed) into those held out and those that train, and the held-out ones 
 shards of their own, the way the training shards are.
 
 Nothing needs a global sort or holds a source's ids together: a document is held out when
-its hash is below the source's fraction; one combine finds the smallest and largest hash of
-the source (a fixed-size accumulator), so that a source of two documents or more always holds
-at least one out and never all of them (`pipelines.mixture.is_held_out`).
+its hash is below the source's fraction; one combine (a fixed-size accumulator) finds the
+smallest and largest hash of the source, so that a source of two documents or more always
+holds at least one out and never all of them (`pipelines.mixture.is_held_out`), and counts
+the tokens that are left to train on.
 
-  HoldOut          (key, id, tokens) -> {"training": ..., "validation": ...}, the held-out
-                   documents and tokens counted per source
-  WriteValidation  held-out documents -> their ids as text files, and rows of seq_len + 1 tokens in
-                   shards (PackRows and WriteShards of the training shards)
+  HoldOut          (key, id, tokens) -> {"training": ..., "validation": ..., "plan": ...},
+                   the held-out documents and tokens counted per source
+  PackHeldOut      held-out documents -> rows of seq_len + 1 tokens laid out by PackRows
+                   (which lists each group's ids), written by WriteShards with the training
+                   shards (a `ShardSet` of their own)
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 import apache_beam as beam
-from apache_beam.io.filesystems import FileSystems
 
 from pipelines.document import unit_hash
-from pipelines.mixture import HashExtremes, doc_cost, is_held_out
-from pipelines.shards import VALIDATION_IDS
-from pipelines.transforms.mixing import Instance, Packing, PackRows, ShardLayout, WriteShards
+from pipelines.mixture import HoldOutTally, doc_cost, is_held_out, plan_source
+from pipelines.transforms.mixing import Instance, Packing, PackRows
 
 Document = tuple[int, str, int]  # (doc key, id, tokens), as mixing.token_counts gives them
 
@@ -36,52 +36,46 @@ class HoldOutConfig:
     fraction: float  # of the source's documents, by hash (pipelines.mixture.held_out_fraction)
     seed: int
     namespace: str  # where held_out_documents/<source> and held_out_tokens/<source> are counted
+    target: int  # the source's tokens in the mixture, taken from what is left to train on
 
 
-class HashExtremesFn(beam.CombineFn):
-    """(hash, id) pairs -> `HashExtremes`: how many, the smallest and the largest."""
+class TallyFn(beam.CombineFn):
+    """(hash, (key, id, tokens)) -> the source's `HoldOutTally`: a fixed-size accumulator."""
 
-    def create_accumulator(self) -> tuple[int, Any, Any]:
-        return 0, None, None
+    def __init__(self, fraction: float):
+        self.fraction = fraction
 
-    def add_input(self, acc: tuple[int, Any, Any], element: tuple[float, str]) -> tuple:
-        count, smallest, largest = acc
-        element = tuple(element)
-        return (
-            count + 1,
-            element if smallest is None else min(smallest, element),
-            element if largest is None else max(largest, element),
-        )
+    def create_accumulator(self) -> HoldOutTally:
+        return HoldOutTally()
 
-    def merge_accumulators(self, accumulators: Iterable[tuple[int, Any, Any]]) -> tuple:
-        count, smallest, largest = 0, None, None
-        for n, low, high in accumulators:
-            count += n
-            if low is not None:
-                smallest = low if smallest is None else min(smallest, low)
-                largest = high if largest is None else max(largest, high)
-        return count, smallest, largest
+    def add_input(self, tally: HoldOutTally, hashed: tuple[float, Document]) -> HoldOutTally:
+        u, (_, doc_id, n) = hashed
+        return tally.add(u, doc_id, doc_cost(n), self.fraction)
 
-    def extract_output(self, acc: tuple[int, Any, Any]) -> HashExtremes:
-        return HashExtremes(*acc)
+    def merge_accumulators(self, tallies: Iterable[HoldOutTally]) -> HoldOutTally:
+        merged = HoldOutTally()
+        for tally in tallies:
+            merged = merged.merge(tally)
+        return merged
+
+    def extract_output(self, tally: HoldOutTally) -> HoldOutTally:
+        return tally
 
 
-def _split(
-    hashed: tuple[float, Document], config: HoldOutConfig, extremes: HashExtremes
-) -> Iterator[Any]:
+def _split(hashed: tuple[float, Document], config: HoldOutConfig, tally: HoldOutTally) -> Any:
     u, doc = hashed
-    if is_held_out(u, doc[1], config.fraction, extremes):
+    if is_held_out(u, doc[1], config.fraction, tally):
         counter = beam.metrics.Metrics.counter
         counter(config.namespace, f"held_out_documents/{config.source}").inc()
         counter(config.namespace, f"held_out_tokens/{config.source}").inc(doc_cost(doc[2]))
-        yield beam.pvalue.TaggedOutput("validation", doc)
-    else:
-        yield doc
+        return beam.pvalue.TaggedOutput("validation", doc)
+    return doc
 
 
 class HoldOut(beam.PTransform):
-    """(key, id, tokens) documents of one source -> {"training": ..., "validation": ...}:
-    documents whose hash is below the fraction are held out (see the module docstring)."""
+    """(key, id, tokens) documents of one source -> {"training": ..., "validation": ...,
+    "plan": the source's one `SourcePlan`}: documents whose hash is below the fraction are
+    held out (see the module docstring), and the plan is made from the tokens left."""
 
     def __init__(self, config: HoldOutConfig):
         super().__init__()
@@ -92,56 +86,33 @@ class HoldOut(beam.PTransform):
         hashed = docs | "Hash" >> beam.Map(
             lambda d: (unit_hash(config.seed, "validation", config.source, d[1]), d)
         )
-        extremes = beam.pvalue.AsSingleton(
-            hashed
-            | "HashAndId" >> beam.Map(lambda h: (h[0], h[1][1]))
-            | "Extremes" >> beam.CombineGlobally(HashExtremesFn())
+        tally = (
+            hashed | "Tally" >> beam.CombineGlobally(TallyFn(config.fraction)).without_defaults()
         )
-        split = hashed | "Split" >> beam.FlatMap(_split, config, extremes).with_outputs(
-            "validation", main="training"
+        split = hashed | "Split" >> beam.Map(
+            _split, config, beam.pvalue.AsSingleton(tally)
+        ).with_outputs("validation", main="training")
+        plan = tally | "Plan" >> beam.Map(
+            lambda t: plan_source(
+                config.source, config.target, t.tokens - t.held_out_tokens(config.fraction)
+            )
         )
-        return {"training": split["training"], "validation": split["validation"]}
+        return {"training": split["training"], "validation": split["validation"], "plan": plan}
 
 
-class WriteIds(beam.DoFn):
-    """One group of held-out ids -> `ids-<group>.txt` in `directory`, sorted, one a line."""
+class PackHeldOut(beam.PTransform):
+    """One source's held-out (key, id, tokens) documents -> the documents packed as the
+    training rows are, each once: PackRows' {"placements", "sizes"}, for a `ShardSet` of
+    WriteShards. With the packing's `ids_dir`, each group's ids are written there."""
 
-    def __init__(self, directory: str):
-        self.directory = directory
-
-    def process(self, group: tuple[int, Iterable[str]]) -> Iterator[int]:
-        index, ids = group
-        ids = sorted(ids)
-        name = f"{VALIDATION_IDS}-{index:05d}.txt"
-        with FileSystems.create(FileSystems.join(self.directory, name)) as fh:
-            fh.write("".join(f"{doc_id}\n" for doc_id in ids).encode())
-        yield len(ids)
-
-
-class WriteValidation(beam.PTransform):
-    """{"documents": one source's held-out (key, id, tokens) documents, "file": every (file
-    number, None) of the token files} -> their ids (`ids-*.txt`, one file per packing group)
-    and their shards in `layout.directory`: each document once, packed as the training
-    shards are. Outputs the rows of each shard written."""
-
-    def __init__(self, paths: list[str], layout: ShardLayout, packing: Packing):
+    def __init__(self, packing: Packing):
         super().__init__()
-        self.paths, self.layout, self.packing = paths, layout, packing
+        self.packing = packing
 
-    def expand(self, inputs: dict[str, beam.PCollection]) -> beam.PCollection:
-        docs, (source,), seed = inputs["documents"], self.packing.sources, self.packing.seed
-        groups = self.packing.groups
-        _ = (
-            docs
-            | "GroupIds" >> beam.Map(lambda d: (int(unit_hash(seed, "ids", d[1]) * groups), d[1]))
-            | "IdGroups" >> beam.GroupByKey()
-            | "WriteIds" >> beam.ParDo(WriteIds(self.layout.directory))
-        )
-        packed = (
+    def expand(self, docs: beam.PCollection) -> dict[str, beam.PCollection]:
+        (source,) = self.packing.sources
+        return (
             docs
             | "Instances" >> beam.Map(lambda d: Instance(source, 0, 0, d[1], d[0], d[2], True))
             | "Pack" >> PackRows(self.packing)
-        )
-        return {"file": inputs["file"], **packed} | "Shards" >> WriteShards(
-            self.paths, self.layout, self.packing
         )

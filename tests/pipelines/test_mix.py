@@ -3,10 +3,12 @@ import pytest
 
 from pipelines.mixture import (
     HISTOGRAM_BINS,
+    HoldOutTally,
     boundary,
     bucket_of,
     expected_training_tokens,
     held_out_fraction,
+    is_held_out,
     pack,
     plan_mixture,
     split_total,
@@ -139,6 +141,23 @@ def test_held_out_amounts_are_fractions_of_documents():
     assert expected_training_tokens(5000, 1000) == 4000
     assert expected_training_tokens(5000, 0.1) == 4500
     assert expected_training_tokens(5000, 0.0) == 5000
+
+
+def test_the_held_out_tally_counts_what_the_rule_holds_out():
+    """The one-pass tally of a source, merged in any order, knows how many tokens the
+    per-document rule holds out: at least one document of two or more, never all."""
+    rng = np.random.default_rng(0)
+    for n in (1, 2, 3, 50):
+        docs = [(float(rng.random()), f"d{k}", int(rng.integers(3, 40))) for k in range(n)]
+        for fraction in (1e-9, 0.3, 0.999999):
+            tallies = [HoldOutTally() for _ in range(3)]
+            for k, (u, doc_id, tokens) in enumerate(docs):
+                tallies[k % 3] = tallies[k % 3].add(u, doc_id, tokens, fraction)
+            tally = tallies[2].merge(tallies[0]).merge(tallies[1])
+            held = [t for u, i, t in docs if is_held_out(u, i, fraction, tally)]
+            assert tally.documents == n and tally.tokens == sum(t for *_, t in docs)
+            assert tally.held_out_tokens(fraction) == sum(held)
+            assert 1 <= len(held) < n if n >= 2 else not held
 
 
 def token_grams(tokens, k: int = 16) -> set[tuple[int, ...]]:

@@ -64,8 +64,8 @@ from pipelines.transforms.mixing import (
     Instance,
     Packing,
     PackRows,
-    PlanSource,
     ShardLayout,
+    ShardSet,
     SourceInstances,
     SourceSampling,
     WriteShards,
@@ -80,7 +80,7 @@ from pipelines.transforms.near_dedup import (
     rounds_used,
 )
 from pipelines.transforms.quality import QualityFiltering, QualityFilters
-from pipelines.transforms.validation import HoldOut, HoldOutConfig, WriteValidation
+from pipelines.transforms.validation import HoldOut, HoldOutConfig, PackHeldOut
 
 pytestmark = pytest.mark.integration
 SEED = 7
@@ -833,8 +833,9 @@ def held_out_by_hand(ids: list[str], source: str, fraction: float) -> set[str]:
 def test_hold_out_splits_by_hash_and_writes_the_held_out_documents_apart(tmp_path):
     """Each source's documents go to validation or training, never both, by a hash of their
     id: a fraction of them, at least one where there are two or more, never all, none of a
-    source of one document. The training part's plan counts only its own tokens; the
-    held-out documents are packed into shards of their own and their ids written."""
+    source of one document. The training part's plan counts only its own tokens. Both parts
+    are written in one pass over the token file, each into shards of its own, with the
+    held-out documents' ids."""
     web = token_docs([(5 * k) % 37 + 3 for k in range(40)])
     token_file(tmp_path / "web.arrow", web)
     sources = {  # name: (documents, fraction)
@@ -848,6 +849,8 @@ def test_hold_out_splits_by_hash_and_writes_the_held_out_documents_apart(tmp_pat
     }
     assert len(expected["web"]) == 10 and len(expected["pair"]) == 1
     assert len(expected["most"]) == 2 and not expected["single"]
+    parts = {"validation": expected["web"], "training": {i for i, _ in web} - expected["web"]}
+    tokens = {part: sum(cost(len(t)) for i, t in web if i in ids) for part, ids in parts.items()}
 
     p = pipeline()
     splits = {}
@@ -855,38 +858,46 @@ def test_hold_out_splits_by_hash_and_writes_the_held_out_documents_apart(tmp_pat
         created = p | f"{name}/Docs" >> beam.Create(
             [(doc_key(0, row), i, len(t)) for row, (i, t) in enumerate(docs)]
         )
-        config = HoldOutConfig(name, fraction, SEED, "mix/test")
+        config = HoldOutConfig(name, fraction, SEED, "mix/test", 1000)
         splits[name] = created | f"{name}/HoldOut" >> HoldOut(config)
-        for part, wanted in [
-            ("validation", expected[name]),
-            ("training", {i for i, _ in docs} - expected[name]),
-        ]:
+        for part in ("validation", "training"):
             ids = splits[name][part] | f"{name}/{part}/Ids" >> beam.Map(lambda d: d[1])
+            wanted = (
+                expected[name] if part == "validation" else {i for i, _ in docs} - expected[name]
+            )
             assert_that(ids, equal_to(wanted), label=f"{name}/{part}/Check")
-    training_tokens = sum(cost(len(t)) for i, t in web if i not in expected["web"])
-    plan = splits["web"]["training"] | "WebPlan" >> PlanSource("web", 1000)
-    planned = SourcePlan("web", training_tokens, 1000, *divmod(1000, training_tokens))
-    assert_that(plan, equal_to([planned]), label="Plan")
-    out = tmp_path / "validation"
-    layout = ShardLayout(str(out), 7, 32000, 3)
-    packing = Packing(["web"], 7, 2, SEED, "mix/test/held")
+    planned = SourcePlan("web", tokens["training"], 1000, *divmod(1000, tokens["training"]))
+    assert_that(splits["web"]["plan"], equal_to([planned]), label="Plan")
+    out = {part: tmp_path / part for part in parts}
+    layouts = {part: ShardLayout(str(folder), 7, 32000, 3) for part, folder in out.items()}
+    training = Packing(["web"], 7, 2, SEED, "mix/test/training")
+    held = Packing(["web"], 7, 2, SEED, "mix/test/held", ids_dir=str(out["validation"]))
+    packed = (
+        splits["web"]["training"]
+        | beam.Map(lambda d: Instance("web", 0, 0, d[1], d[0], d[2], True))
+        | "PackTraining" >> PackRows(training)
+    )
+    for key, rows in (splits["web"]["validation"] | PackHeldOut(held)).items():
+        packed[f"web/{key}"] = rows
     files = p | "Files" >> beam.Create([(0, None)])
-    {"documents": splits["web"]["validation"], "file": files} | WriteValidation(
-        [str(tmp_path / "web.arrow")], layout, packing
+    more = {"web": ShardSet(layouts["validation"], held)}
+    {"file": files, **packed} | WriteShards(
+        [str(tmp_path / "web.arrow")], layouts["training"], training, more
     )
     result = p.run()
-    held_tokens = sum(cost(len(t)) for i, t in web if i in expected["web"])
     assert counter(result, "mix/test", "held_out_documents/web") == 10
-    assert counter(result, "mix/test", "held_out_tokens/web") == held_tokens
+    assert counter(result, "mix/test", "held_out_tokens/web") == tokens["validation"]
     assert counter(result, "mix/test", "held_out_documents/single") == 0
 
-    ids = [line for f in sorted(out.glob("ids-*.txt")) for line in f.read_text().splitlines()]
+    listed = sorted(out["validation"].glob("ids-*.txt"))
+    ids = [line for path in listed for line in path.read_text().splitlines()]
     assert sorted(ids) == sorted(expected["web"])
-    rows = np.stack(list(ShardReader(str(out), verify=False).iter_from(0)))
-    # Only held-out documents' tokens (doc-k's are 100(k+1)...), less than a row of them lost.
-    owners = {f"doc-{t // 100 - 1}" for t in rows.ravel() if t >= 100}
-    assert owners <= expected["web"] and len(owners) >= 8
-    assert held_tokens - 8 < rows.size <= held_tokens
+    for part, wanted in parts.items():
+        rows = np.stack(list(ShardReader(str(out[part]), verify=False).iter_from(0)))
+        # Only that part's documents (doc-k's tokens are 100(k+1)...), less than a row lost.
+        owners = {f"doc-{t // 100 - 1}" for t in rows.ravel() if t >= 100}
+        assert owners <= wanted and len(owners) >= len(wanted) - 2, part
+        assert tokens[part] - 8 < rows.size <= tokens[part], part
 
 
 # -- quality ------------------------------------------------------------------------------------
