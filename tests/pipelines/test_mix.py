@@ -118,8 +118,13 @@ def test_a_mix_rerun_leaves_the_version_a_training_run_reads(built_sample, tmp_p
     before = np.stack([reader[i] for i in range(len(reader))])
     digests = {p: hashlib.sha256(open(p, "rb").read()).hexdigest() for p in reader.paths}
 
+    # What a run killed while writing validation shards leaves: a version without mixture.json.
+    killed = tmp_path / "work" / "mix" / "_all" / "v00000000T000000Z-killed" / "validation" / "c4"
+    killed.mkdir(parents=True)
+    (killed / "shard-00000.arrow").write_bytes(b"half")
     ctx = StageContext.from_recipe(load_recipe(path))
     run_stage(STAGE_CLASSES["mix"](), ctx, list(recipe.sources), force=True)
+    assert not killed.parent.parent.exists()
     newest = committed_version(mix_dir)
     assert newest != version and versions(mix_dir) == sorted([version, newest])
     assert {p: hashlib.sha256(open(p, "rb").read()).hexdigest() for p in reader.paths} == digests
