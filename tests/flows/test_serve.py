@@ -83,7 +83,7 @@ def served(tmp_path_factory, lid_model_path):
     command = [sys.executable, "-m", "flows.cli", "serve", str(recipe), "--port", str(port)]
     with background(command, log, env) as process:
         deadline = time.monotonic() + 240
-        while "serving 10 deployments" not in log.read_text():
+        while "serving 11 deployments" not in log.read_text():
             assert process.poll() is None, log.read_text()[-3000:]
             assert time.monotonic() < deadline, log.read_text()[-3000:]
             time.sleep(0.5)
@@ -362,7 +362,7 @@ def test_deployed_to_a_process_work_pool_a_worker_runs_them(served, tmp_path):
         [*command, "llama"], cwd=ROOT, env=env, capture_output=True, text=True
     )
     assert deployed.returncode == 0, deployed.stderr[-3000:]
-    assert "deployed 10 deployments to work pool 'llama'" in deployed.stdout
+    assert "deployed 11 deployments to work pool 'llama'" in deployed.stdout
     missing = subprocess.run(
         [*command, "no-such-pool"], cwd=ROOT, env=env, capture_output=True, text=True
     )
