@@ -68,25 +68,16 @@ def mixture_table(recipe: Recipe) -> Table | None:
             f"sequences of {mixture['row_tokens']} tokens, {len(mixture['shards'])} shards"
         )
     )
-    for column in (
-        "source",
-        "available tokens",
-        "target tokens",
-        "actual tokens",
-        "target %",
-        "actual %",
-        "epochs",
-    ):
+    rows = mixture_rows(recipe)
+    for column in rows[0]:
         table.add_column(column, justify="left" if column == "source" else "right")
-    for name, s in mixture["sources"].items():
+    for row in rows:
         table.add_row(
-            name,
-            f"{s['available_tokens']:,}",
-            f"{s['target_tokens']:,}",
-            f"{s['actual_tokens']:,}",
-            f"{100 * s['target_proportion']:.2f}",
-            f"{100 * s['actual_proportion']:.2f}",
-            f"{s['epochs']:.2f}",
+            row["source"],
+            *(
+                f"{value:,}" if isinstance(value, int) else f"{value:.2f}"
+                for value in list(row.values())[1:]
+            ),
         )
     return table
 
@@ -231,18 +222,24 @@ def mixture_rows(recipe: Recipe) -> list[dict[str, Any]]:
     manifest = StageStore(recipe.workdir).read_manifest("mix", ALL_SOURCES)
     if manifest is None:
         return []
-    return [
-        {
+    held_out = manifest["mixture"].get("validation")
+    rows = []
+    for name, s in manifest["mixture"]["sources"].items():
+        row = {
             "source": name,
             "target %": round(100 * s["target_proportion"], 3),
             "actual %": round(100 * s["actual_proportion"], 3),
             "target tokens": s["target_tokens"],
             "actual tokens": s["actual_tokens"],
-            "available tokens": s["available_tokens"],
+            "available tokens": s["available_tokens"],  # for training: held-out excluded
             "epochs": round(s["epochs"], 3),
         }
-        for name, s in manifest["mixture"]["sources"].items()
-    ]
+        if held_out is not None:  # the validation documents, apart from the training shards
+            held = held_out.get(name, {})
+            row["held-out documents"] = held.get("documents", 0)
+            row["held-out tokens"] = held.get("tokens", 0)
+        rows.append(row)
+    return rows
 
 
 def markdown_table(rows: list[dict[str, Any]]) -> str:
