@@ -277,13 +277,14 @@ def train_flow(
     )
     summary = (
         f"loss {history[0]['loss']:.4f} -> {history[-1]['loss']:.4f} over steps "
-        f"{history[0]['step']}-{history[-1]['step']}; checkpoint in {checkpoint_dir}"
+        f"{history[0]['step']}-{history[-1]['step']}"
     )
     details = ""
     if evaluations:
         last = evaluations[-1]
-        summary = f"validation loss {last['validation_loss']:.4f} at step {last['step']}; {summary}"
+        summary += f"; validation loss {last['validation_loss']:.4f} at step {last['step']}"
         details = publish_validation(recipe, evaluations)
+    summary += f"; checkpoint in {checkpoint_dir}"
     create_markdown_artifact(
         f"### {recipe.name}: training\n\n{summary}\n{details}",
         key=artifact_key(recipe, "training"),
