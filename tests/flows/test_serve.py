@@ -197,7 +197,7 @@ def run_from_ui(page, served: Served, flow_name: str, deployment: str) -> str:
     from playwright.sync_api import expect
 
     page.goto(f"{served.ui_url}/deployments")
-    expect(page.get_by_text("10 Deployments")).to_be_visible()
+    expect(page.get_by_text("11 Deployments")).to_be_visible()
     link = page.get_by_role("link", name=deployment, exact=True)
     page.get_by_role("row").filter(has=link).filter(has_text=flow_name).get_by_role(
         "link", name=deployment, exact=True
