@@ -51,3 +51,14 @@ class TrainSettings:
     # Processes the `train` flow starts with torchrun on its machine (one per GPU); 1 trains in
     # the flow's own process. The command line under torchrun does not read it.
     nproc_per_node: int = 1
+
+    def __post_init__(self) -> None:
+        # Counts a recipe could get wrong; the recipe reports the message with its key.
+        for name in ("batch_size", "max_steps", "log_every", "keep_checkpoints", "nproc_per_node"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be 1 or more")
+        for name in ("warmup_steps", "checkpoint_every", "eval_every", "eval_rows"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be 0 or more")
+        if self.micro_batch_size is not None and self.micro_batch_size < 1:
+            raise ValueError("micro_batch_size must be 1 or more")

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 
+import pytest
+
 from flows.training import MetricsFollower, step_line
 from trainer.train import keep_metrics_until
 
@@ -69,3 +71,20 @@ def test_evaluations_are_printed_and_rolled_back_with_their_steps(tmp_path):
     metrics.write_text("".join(json.dumps(r) + "\n" for r in [training, evaluation, later]))
     keep_metrics_until(str(metrics), 2)
     assert [json.loads(x) for x in metrics.read_text().splitlines()] == [training, evaluation]
+
+
+def test_a_count_out_of_range_in_the_train_section_is_one_line(tmp_path):
+    from flows.recipe import load_recipe
+    from pipelines.errors import RecipeError
+    from tests.conftest import write_recipe
+
+    for key, value, problem in [
+        ("eval_every", -1, "eval_every must be 0 or more"),
+        ("log_every", 0, "log_every must be 1 or more"),
+        ("micro_batch_size", 0, "micro_batch_size must be 1 or more"),
+    ]:
+        path = write_recipe(tmp_path, train={"max_steps": 5, key: value})
+        with pytest.raises(RecipeError) as raised:
+            load_recipe(path)
+        assert str(raised.value) == f"{path}: train: Value error, {problem}"
+    assert load_recipe(write_recipe(tmp_path, train={"eval_every": 0})).train.eval_rows == 256
