@@ -234,6 +234,9 @@ def subflow_states_in_ui(page) -> dict[str, str]:
         lines = [line.strip() for line in page.inner_text("body").splitlines()]
         shown = {lines[i]: lines[i + 2] for i in range(len(lines) - 2) if lines[i] in STAGES}
         if len(shown) == len(STAGES) or time.monotonic() > deadline:
+            # A run page redraws its live views for as long as it is open: most of a core
+            # in software rendering, taken from the tests that run next.
+            page.goto("about:blank")
             return shown
         page.wait_for_timeout(500)
 
@@ -348,6 +351,14 @@ def test_deployed_to_a_process_work_pool_a_worker_runs_them(served, tmp_path):
     from prefect.deployments import run_deployment
 
     recipe = write_recipe(tmp_path, name="pooled", train=TRAIN)
+    # The workdir the served recipe built (when the tests before this one ran), under another
+    # recipe's name and path: the worker's run finds every stage before mix current.
+    built = served.recipe.parent / "work"
+    seeded = (built / "mix" / "_all" / "_MANIFEST.json").exists()
+    if seeded:
+        shutil.copytree(
+            built, tmp_path / "work", ignore=shutil.ignore_patterns("checkpoints", "_LEASE*")
+        )
     env = {**os.environ, "PREFECT_API_URL": served.api_url, "PREFECT_WORKER_QUERY_SECONDS": "2"}
     prefect = str(Path(sys.executable).parent / "prefect")
     created = subprocess.run(
@@ -379,7 +390,9 @@ def test_deployed_to_a_process_work_pool_a_worker_runs_them(served, tmp_path):
             assert client.read_deployment_by_name("build/pooled").work_pool_name == "llama"
             run = run_deployment("rerun-stage/pooled-mix", timeout=900, poll_interval=2, _sync=True)
             assert run.state.is_completed(), (run.state.message, log.read_text()[-3000:])
-            assert {r.state.name for r in stage_subflows(client, run.id).values()} == {"Completed"}
+            states = {stage: r.state.name for stage, r in stage_subflows(client, run.id).items()}
+            before_mix = "Cached" if seeded else "Completed"
+            assert states == {**dict.fromkeys(STAGES[:-1], before_mix), "mix": "Completed"}
             train = wait_for_training(client, 1, served, recipe_name="pooled")
             assert train.state.is_completed(), log.read_text()[-3000:]
             assert train.work_pool_name == "llama"
