@@ -468,13 +468,13 @@ def eval_table(rows: list[dict], title: str):
 def cmd_export(args: argparse.Namespace) -> int:
     import torch
 
+    from trainer.checkpoint import load_whole
     from trainer.export import export_hf
     from trainer.model import ModelArgs
-    from trainer.train import load_checkpoint
 
     if not os.path.isfile(args.checkpoint):
         raise UserError(f"{args.checkpoint}: checkpoint not found")
-    checkpoint = load_checkpoint(args.checkpoint)
+    checkpoint = load_whole(args.checkpoint)
     model_args = ModelArgs(**checkpoint["model_args"])
     tokenizer = _tokenizer_beside(args.checkpoint, args.tokenizer)
     written = export_hf(

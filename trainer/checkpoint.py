@@ -97,6 +97,11 @@ def save_whole(state: dict[str, Any], path: str) -> None:
     os.replace(temporary, path)
 
 
+def load_whole(path: str) -> dict[str, Any]:
+    """A file save_whole wrote, loaded with weights_only (no arbitrary code from the file)."""
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
 def _write_json(path: str, data: dict[str, Any]) -> None:
     with open(path, "w") as fh:
         json.dump(data, fh, indent=2)

@@ -27,6 +27,7 @@ import torch
 
 from pipelines.errors import UserError
 from trainer import tasks
+from trainer.checkpoint import load_whole
 from trainer.generate import continuation, greedy, left_padded
 from trainer.model import KVCache, Llama, ModelArgs
 from trainer.tasks import EvalSettings, Example, FreeForm, MultipleChoice
@@ -104,7 +105,7 @@ def load_model(path: str) -> tuple[Llama, dict[str, Any]]:
         if os.path.isdir(path):
             state, args = load_hf(path)
         else:
-            checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+            checkpoint = load_whole(path)
             state, args = checkpoint["model"], ModelArgs(**checkpoint["model_args"])
             meta = {k: v for k, v in checkpoint.items() if k not in ("model", "optimizer")}
         model = Llama(args)

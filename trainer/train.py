@@ -304,8 +304,3 @@ def plot_loss(metrics_path: str, out: str) -> None:
     figure.tight_layout()
     figure.savefig(out)
     plt.close(figure)
-
-
-def load_checkpoint(path: str) -> dict[str, Any]:
-    """A saved checkpoint, loaded with weights_only (no arbitrary code from the file)."""
-    return torch.load(path, map_location="cpu", weights_only=True)
